@@ -1,0 +1,30 @@
+"""Installs ganad_jax: deep anomaly detection with generative models in JAX."""
+
+import setuptools
+
+setuptools.setup(
+    name="ganad_jax",
+    version="0.1.0",
+    description="Deep anomaly detection with generative models (AnoGAN, GANomaly, ...) in JAX/Flax.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["ganad_jax", "ganad_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "absl-py",
+        "dm-pix",
+        "flax",
+        "jax",
+        "matplotlib",
+        "ml-collections",
+        "numpy",
+        "optax",
+        "orbax-checkpoint",
+        "pillow",
+        "scikit-learn",
+        "tensorboardX",
+        "tensorflow-datasets",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest", "hypothesis"]},
+)
