@@ -1,0 +1,56 @@
+r"""Re-scores a trained workdir's newest checkpoint on one split of its data.
+
+  python experiments/evaluate.py --workdir=/tmp/ae_digits --split=test
+
+The data are rebuilt from the workdir's config.json (same source, protocol and
+seed, hence the same split); `--data_path` points the same config at another
+copy of the data. Normal-only splits (train, val) report score statistics.
+"""
+
+import json
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+
+from ganad_jax import data
+from ganad_jax import evaluation
+from ganad_jax import reporting
+from ganad_jax import train
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by experiments/train.py.")
+_SPLIT = flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Which split to score.")
+_DATA_PATH = flags.DEFINE_string("data_path", None, "Overrides config.data.path.")
+_JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the numbers to this JSON file.")
+flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+  del argv
+  config = train.load_config(_WORKDIR.value)
+  if _DATA_PATH.value is not None:
+    config.data.path = _DATA_PATH.value
+  splits = data.load(config.data, config.seed)
+  split = getattr(splits, _SPLIT.value)
+  method, state, step, score_key = train.restore_trained(
+      _WORKDIR.value, config, splits.train.x.shape[1:])
+  score_fn = jax.jit(method.score)
+  out = evaluation.score_split(score_fn, state, split.x, score_key, config.eval.batch_size)
+  result = {"workdir": _WORKDIR.value, "checkpoint_step": step, "split": _SPLIT.value,
+            "num_samples": int(len(split.x))}
+  if split.y.min() != split.y.max():
+    val = evaluation.score_split(score_fn, state, splits.val.x, score_key, config.eval.batch_size)
+    result.update(evaluation.evaluate(split, out, val, config.eval.threshold_quantile))
+  else:
+    result["score_quantiles"] = {
+        name: {str(q): float(np.quantile(out[name], q)) for q in (0.05, 0.5, 0.95)}
+        for name in evaluation.score_names(out)}
+  text = json.dumps(result, indent=2, sort_keys=True)
+  print(text)
+  if _JSON_OUT.value:
+    reporting.write_json(_JSON_OUT.value, result)
+
+
+if __name__ == "__main__":
+  app.run(main)

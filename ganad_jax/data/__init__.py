@@ -1,0 +1,23 @@
+"""Data for anomaly detection: sources, protocols, and `load`.
+
+  splits = data.load(config.data, seed)
+  splits.train.x  # float32 images (N, H, W, C) in [-1, 1] or rows (N, F).
+
+Sources: 'digits' (sklearn, bundled, the default), 'tfds' (any image set via
+`tfds.data_source`, no TensorFlow), 'idx' (MNIST-format files), 'folder'
+(MVTec AD layout, with masks), 'tabular' (CSV / NPZ). Protocols:
+'anomaly_class' (GANomaly: one class is the anomaly), 'normal_class'
+(one-vs-rest: one class is normal) and 'folder'. See `default_config` for the
+fields and `protocols` for the exact split arithmetic.
+"""
+
+from ganad_jax.data import config as _config
+from ganad_jax.data import loader as _loader
+from ganad_jax.data import splits as _splits
+
+Split = _splits.Split
+Splits = _splits.Splits
+default_config = _config.default_config
+load = _loader.load
+SOURCES = _config.SOURCES
+PROTOCOLS = _config.PROTOCOLS

@@ -1,0 +1,76 @@
+"""Scoring a split in fixed-size batches, and the metrics of a run."""
+
+import numpy as np
+
+from ganad_jax import metrics as metrics_lib
+from ganad_jax import reporting
+
+
+def score_split(score_fn, state, x: np.ndarray, key, batch_size: int) -> dict[str, np.ndarray]:
+  """Runs jitted `score_fn(state, batch, key)` over `x` in padded batches of `batch_size`.
+
+  The last batch is padded by repeating its last row so one compilation serves
+  every batch; padded rows are dropped. Every batch gets the same key, so an
+  output never depends on where a sample sits in the split.
+  """
+  if len(x) == 0:
+    raise ValueError("Cannot score an empty split.")
+  if not np.all(np.isfinite(x)):
+    raise ValueError(f"Refusing to score inputs with {np.sum(~np.isfinite(x))} NaN/Inf values.")
+  chunks = []
+  for start in range(0, len(x), batch_size):
+    batch = x[start:start + batch_size]
+    n = len(batch)
+    if n < batch_size:
+      batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
+    out = score_fn(state, batch, key)
+    chunks.append({k: np.asarray(v)[:n] for k, v in out.items()})
+  outputs = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+  for name in score_names(outputs):
+    bad = int(np.sum(~np.isfinite(outputs[name])))
+    if bad:
+      raise FloatingPointError(f"The model produced {bad} non-finite values of {name!r}; "
+                               "the checkpoint is probably diverged. No results were written.")
+  return outputs
+
+
+def score_names(outputs: dict) -> list[str]:
+  """The primary "score" first, then alternatives "score_<name>"."""
+  return ["score"] + sorted(k for k in outputs if k.startswith("score_"))
+
+
+def evaluate(test, test_out: dict, val_out: dict, quantile: float) -> dict:
+  """Image metrics for every score, pixel metrics for the map, AUROC per anomaly kind.
+
+  The threshold of each score is the `quantile` of its validation-normal
+  scores: test labels never choose anything.
+  """
+  results = {"metrics": {}, "thresholds": {}}
+  for name in score_names(test_out):
+    threshold = metrics_lib.threshold_from_normals(val_out[name], quantile)
+    results["thresholds"][name] = threshold
+    use_maps = name == "score" and test.masks is not None and "map" in test_out
+    results["metrics"][name] = metrics_lib.summarize(
+        test.y, test_out[name], threshold=threshold,
+        masks=test.masks if use_maps else None, maps=test_out["map"] if use_maps else None)
+  normal = test.y == 0
+  results["auroc_per_kind"] = {
+      str(kind): metrics_lib.auroc(test.y[normal | (test.kinds == kind)],
+                                   test_out["score"][normal | (test.kinds == kind)])
+      for kind in sorted(set(test.kinds[~normal].tolist()))
+  }
+  return results
+
+
+def example_grid(test, test_out: dict, size: int):
+  """Input / reconstruction / map rows for `size` test images (half normal, half anomalous)."""
+  if test.x.ndim != 4 or "recon" not in test_out or size <= 0:
+    return None
+  normal, anomalous = np.flatnonzero(test.y == 0), np.flatnonzero(test.y == 1)
+  idx = np.concatenate([normal[:size - size // 2], anomalous[:size // 2]])
+  rows = [test.x[idx], test_out["recon"][idx]]
+  if "map" in test_out:
+    rows.append(test_out["map"][idx])
+  if test.masks is not None:
+    rows.append(test.masks[idx])
+  return reporting.image_grid(rows)

@@ -1,0 +1,101 @@
+"""Autoencoder baselines: AE with L2 loss and SSIM-AE (Bergmann et al. 2018).
+
+Images go through the DCGAN encoder / decoder (the GANomaly shapes); tabular
+vectors through an MLP. The anomaly map is the per-pixel squared residual (L2)
+or 1 - SSIM map (SSIM); the score is the map's mean, the quantity the net was
+trained to minimise.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from ganad_jax import losses
+from ganad_jax.methods import base
+from ganad_jax.models import dcgan
+from ganad_jax.models import mlp
+
+
+class AutoEncoder(nn.Module):
+  input_shape: tuple[int, ...]
+  nz: int
+  base_features: int
+  mlp_widths: tuple[int, ...]
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    if len(self.input_shape) == 3:
+      size, _, channels = self.input_shape
+      self.encoder = dcgan.Encoder(self.nz, self.base_features, self.dtype)
+      self.decoder = dcgan.Decoder(size, channels, self.base_features, self.dtype)
+    else:
+      self.encoder = mlp.MLP(self.mlp_widths, self.nz, dtype=self.dtype)
+      self.decoder = mlp.MLP(self.mlp_widths[::-1], self.input_shape[0], dtype=self.dtype)
+
+  def __call__(self, x, train: bool = True):
+    z, _ = self.encoder(x, train)
+    out = self.decoder(z, train)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def make_optimizer(optim_config) -> optax.GradientTransformation:
+  # inject_hyperparams keeps the learning rate in the optimiser state, so it
+  # can be changed on resume or vmapped as a hyperparameter axis.
+  return optax.inject_hyperparams(optax.adam)(
+      learning_rate=optim_config.lr, b1=optim_config.b1, b2=optim_config.b2)
+
+
+def make(config, input_shape: tuple[int, ...], loss: str) -> base.Method:
+  """Builds the AE method; `loss` is "l2" or "ssim" (images only)."""
+  is_image = len(input_shape) == 3
+  if loss == "ssim" and not is_image:
+    raise ValueError("ssim_ae needs images (N, H, W, C); got vectors of shape "
+                     f"{input_shape}: use method 'ae' for tabular data.")
+  net = AutoEncoder(input_shape, config.model.nz, config.model.base_features,
+                    tuple(config.model.mlp_widths), jnp.dtype(config.compute_dtype))
+  tx = make_optimizer(config.optim)
+
+  def anomaly_map(x, recon):
+    if loss == "ssim":
+      return 1.0 - losses.ssim_map(x, recon, config.ssim.window, config.ssim.sigma)
+    if is_image:
+      return losses.squared_error_map(x, recon)
+    return jnp.square(x - recon)  # Tabular: per-feature residual.
+
+  def init(key, batch):
+    variables = net.init(key, batch, train=False)
+    params = variables["params"]
+    return {"step": jnp.zeros((), jnp.int32), "params": params,
+            "batch_stats": variables.get("batch_stats", {}),
+            "opt_state": tx.init(params)}
+
+  def train_step(state, batch, key):
+    del key  # Deterministic given the batch.
+
+    def loss_fn(params):
+      recon, updates = net.apply({"params": params, "batch_stats": state["batch_stats"]},
+                                 batch, train=True, mutable=["batch_stats"])
+      return anomaly_map(batch, recon).mean(), updates
+
+    (loss_value, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    param_updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    new_state = {"step": state["step"] + 1,
+                 "params": optax.apply_updates(state["params"], param_updates),
+                 "batch_stats": updates.get("batch_stats", state["batch_stats"]),
+                 "opt_state": opt_state}
+    return new_state, {"loss": loss_value}
+
+  def score(state, batch, key):
+    del key
+    recon = net.apply({"params": state["params"], "batch_stats": state["batch_stats"]},
+                      batch, train=False)
+    amap = anomaly_map(batch, recon)
+    outputs = {"score": losses.per_sample_mean(amap), "recon": recon}
+    if is_image:
+      outputs["map"] = amap
+    return outputs
+
+  return base.Method(init, train_step, score)

@@ -1,0 +1,30 @@
+"""The method interface: three pure functions over one state pytree.
+
+A method is `make(config, input_shape) -> Method`. The trainer, the ensemble and
+sharding wrappers, the evaluation script and the Detector API only ever call
+these three functions, so a new method never adds a branch to shared code.
+
+  init(key, batch) -> state
+      `state` is a dict pytree: params and batch stats of every net, optimiser
+      states and `step`. It is what gets jitted, vmapped, sharded and saved.
+  train_step(state, batch, key) -> (state, metrics)
+      Pure; `metrics` is a flat dict of scalars and must contain "loss".
+  score(state, batch, key) -> outputs
+      Eval mode (BatchNorm uses running statistics). `outputs["score"]` (N,)
+      is the anomaly score, higher = more anomalous; optional entries:
+      "map" (N, H, W) anomaly map, "recon" (N, ...) reconstruction, and any
+      "score_<name>" alternative scores, which are evaluated and reported too.
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+
+State = dict[str, Any]
+Metrics = dict[str, jax.Array]
+
+
+class Method(NamedTuple):
+  init: Callable[[jax.Array, jax.Array], State]
+  train_step: Callable[[State, jax.Array, jax.Array], tuple[State, Metrics]]
+  score: Callable[[State, jax.Array, jax.Array], dict[str, jax.Array]]
