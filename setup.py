@@ -22,6 +22,7 @@ setuptools.setup(
         "orbax-checkpoint",
         "pillow",
         "scikit-learn",
+        "scipy",
         "tensorboardX",
         "tensorflow-datasets",
         "tqdm",

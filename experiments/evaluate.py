@@ -28,6 +28,7 @@ flags.mark_flag_as_required("workdir")
 
 def main(argv):
   del argv
+  reporting.quiet_orbax_logs()
   config = train.load_config(_WORKDIR.value)
   if _DATA_PATH.value is not None:
     config.data.path = _DATA_PATH.value

@@ -22,6 +22,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
+  reporting.quiet_orbax_logs()
   results = train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
   logging.info("Results written to %s/results.json", _WORKDIR.value)
   print(reporting.results_markdown(results))

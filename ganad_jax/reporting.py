@@ -1,6 +1,7 @@
 """Run outputs: atomic files, progress lines, result tables and image grids."""
 
 import json
+import logging as logging_std
 import os
 import tempfile
 import time
@@ -27,6 +28,22 @@ def write_atomic(path: str, text: str) -> None:
 
 def write_json(path: str, obj) -> None:
   write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+class _DropOrbaxInfo(logging_std.Filter):
+
+  def filter(self, record):
+    return record.levelno >= logging_std.WARNING or "/orbax/" not in record.pathname
+
+
+def quiet_orbax_logs() -> None:
+  """Keeps Orbax's per-save INFO lines out of the log; its warnings still show."""
+  logging.get_absl_handler().addFilter(_DropOrbaxInfo())
+
+
+def tb_tag(name: str) -> str:
+  """TensorBoard accepts [A-Za-z0-9_./-] in tags."""
+  return name.replace("@", "_at_")
 
 
 class Progress:

@@ -148,7 +148,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     for name, values in metrics["metrics"].items():
       for k, v in values.items():
-        writer.add_scalar(f"test/{name}/{k}", v, total_steps)
+        writer.add_scalar(reporting.tb_tag(f"test/{name}/{k}"), v, total_steps)
     grid = evaluation.example_grid(splits.test, test, config.train.image_grid_size)
     if grid is not None:
       writer.add_image("test/input_recon_map", grid, total_steps, dataformats="HWC")
