@@ -72,8 +72,9 @@ def prepare_workdir(workdir: str) -> None:
 
 def checkpoint_meta(config, input_shape) -> dict:
   """What a checkpoint must match to be restored into this run."""
-  return {"method": config.method, "input_shape": list(input_shape),
+  meta = {"method": config.method, "input_shape": list(input_shape),
           "model": config.model.to_dict()}
+  return json.loads(json.dumps(meta))  # As it reads back from disk: tuples become lists.
 
 
 def _fetch(metrics) -> dict[str, float]:

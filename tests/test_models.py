@@ -17,13 +17,13 @@ def _count(params):
 def test_encoder_decoder_shapes(size, channels):
   x = jnp.zeros((2, size, size, channels))
   encoder = dcgan.Encoder(out_features=10, base_features=8)
-  variables = encoder.init(jax.random.key(0), x)
-  z, features = encoder.apply(variables, x, train=False)
+  variables = jax.jit(encoder.init)(jax.random.key(0), x)
+  z, features = jax.jit(lambda v, x: encoder.apply(v, x, train=False))(variables, x)
   assert z.shape == (2, 10)
   stages = dcgan.num_halvings(size)
   assert features["penultimate"].shape == (2, 4, 4, 8 * 2**(stages - 1))
   decoder = dcgan.Decoder(size, channels, base_features=8)
-  out = decoder.apply(decoder.init(jax.random.key(1), z), z, train=False)
+  out = decoder.apply(jax.jit(decoder.init)(jax.random.key(1), z), z, train=False)
   assert out.shape == (2, size, size, channels)
   assert float(jnp.abs(out).max()) <= 1.0  # tanh output
 

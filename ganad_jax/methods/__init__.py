@@ -1,0 +1,21 @@
+"""Registry of anomaly detection methods (see `base.py` for the interface)."""
+
+import functools
+
+from ganad_jax.methods import ae
+from ganad_jax.methods import base
+
+_REGISTRY = {
+    "ae": functools.partial(ae.make, loss="l2"),
+    "ssim_ae": functools.partial(ae.make, loss="ssim"),
+}
+
+NAMES = tuple(sorted(_REGISTRY))
+
+
+def make(config, input_shape: tuple[int, ...]) -> base.Method:
+  """Builds the method `config.method` for inputs of shape `input_shape` (no batch axis)."""
+  if config.method not in _REGISTRY:
+    raise ValueError(f"Unknown method {config.method!r} (config.method); "
+                     f"choose one of {', '.join(NAMES)}.")
+  return _REGISTRY[config.method](config, tuple(input_shape))

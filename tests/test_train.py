@@ -1,0 +1,153 @@
+"""Levels 2 and 3: train steps of the AE methods, and the training loop end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ganad_jax import methods
+from ganad_jax import train
+from configs import test as test_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _changed(before, after):
+  return jax.tree.map(lambda a, b: bool(jnp.any(a != b)), before, after)
+
+
+@pytest.mark.parametrize("method,shape", [("ae", (16, 16, 1)), ("ssim_ae", (16, 16, 3)),
+                                          ("ae", (7,))])
+def test_train_step_updates_every_param_and_lowers_loss(method, shape):
+  config = test_config.get_config(method)
+  config.optim.lr = 1e-2  # Only to see the loss fall within a few steps.
+  m = methods.make(config, shape)
+  batch = jax.random.uniform(jax.random.key(0), (8, *shape), minval=-1.0, maxval=1.0)
+  state = jax.jit(m.init)(jax.random.key(1), batch)
+  step = jax.jit(m.train_step)
+  new_state, metrics = step(state, batch, jax.random.key(2))
+  assert np.isfinite(float(metrics["loss"]))
+  assert all(jax.tree.leaves(_changed(state["params"], new_state["params"])))
+  assert int(new_state["step"]) == 1
+  first = float(metrics["loss"])
+  for i in range(30):
+    new_state, metrics = step(new_state, batch, jax.random.key(i))
+  assert float(metrics["loss"]) < 0.9 * first
+
+
+def test_score_is_eval_mode_and_per_sample():
+  config = test_config.get_config("ae")
+  m = methods.make(config, (16, 16, 1))
+  batch = jax.random.uniform(jax.random.key(0), (8, 16, 16, 1), minval=-1.0, maxval=1.0)
+  state = jax.jit(m.init)(jax.random.key(1), batch)
+  state, _ = jax.jit(m.train_step)(state, batch, jax.random.key(2))  # Non-trivial batch stats.
+  score = jax.jit(m.score)
+  full = score(state, batch, jax.random.key(3))
+  single = score(state, batch[3:4], jax.random.key(3))
+  np.testing.assert_allclose(full["score"][3], single["score"][0], rtol=1e-5)
+  assert full["map"].shape == (8, 16, 16)
+  np.testing.assert_allclose(full["map"].mean(axis=(1, 2)), full["score"], rtol=1e-5)
+
+
+def test_unknown_method_is_named():
+  config = test_config.get_config("ae")
+  config.method = "anogann"
+  with pytest.raises(ValueError, match="Unknown method 'anogann'"):
+    methods.make(config, (16, 16, 1))
+
+
+def _params(workdir):
+  config = train.load_config(workdir)
+  _, state, step, _ = train.restore_trained(workdir, config, (16, 16, 1))
+  return step, state["params"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("full"))
+  return workdir, train.train_and_evaluate(test_config.get_config("ae"), workdir)
+
+
+def test_end_to_end_writes_results(uninterrupted):
+  workdir, results = uninterrupted
+  for name in ("config.json", "results.json", "results.md", "reconstructions.png"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  assert os.listdir(os.path.join(workdir, "tensorboard"))
+  with open(os.path.join(workdir, "results.json")) as f:
+    saved = json.load(f)
+  assert saved["sizes"] == results["sizes"] and saved["steps"] == 6
+  assert 0.0 <= saved["metrics"]["score"]["auroc"] <= 1.0
+  assert saved["data"]["protocol"] == "anomaly_class"
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
+
+
+def test_resume_replays_the_uninterrupted_run(uninterrupted, tmp_path):
+  full_dir, full = uninterrupted
+  config = test_config.get_config("ae")
+  config.train.num_steps = 3  # Stops after the step-3 checkpoint, as a killed run would.
+  train.train_and_evaluate(config, str(tmp_path))
+  resumed = train.train_and_evaluate(test_config.get_config("ae"), str(tmp_path))
+  step_a, params_a = _params(full_dir)
+  step_b, params_b = _params(str(tmp_path))
+  assert step_a == step_b == 6
+  jax.tree.map(np.testing.assert_array_equal, params_a, params_b)
+  assert resumed["metrics"] == full["metrics"]
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(uninterrupted, tmp_path):
+  _, full = uninterrupted
+  again = train.train_and_evaluate(test_config.get_config("ae"), str(tmp_path / "again"))
+  assert again["metrics"] == full["metrics"]
+  config = test_config.get_config("ae")
+  config.seed = 1
+  other = train.train_and_evaluate(config, str(tmp_path / "seed1"))
+  assert other["metrics"] != full["metrics"]
+
+
+def test_checkpoint_of_another_architecture_is_refused(uninterrupted, tmp_path):
+  full_dir, _ = uninterrupted
+  config = test_config.get_config("ae")
+  config.model.nz = 5
+  with pytest.raises(ValueError, match="different model.*nz"):
+    train.train_and_evaluate(config, full_dir)
+
+
+def test_unwritable_workdir_is_named(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("not a directory")
+  with pytest.raises(PermissionError, match="not writable"):
+    train.train_and_evaluate(test_config.get_config("ae"), str(blocker / "run"))
+
+
+def test_unknown_config_field_is_named(tmp_path):
+  config = test_config.get_config("ae")
+  config.unlock()
+  config.train.num_stepz = 3
+  with pytest.raises(ValueError, match="config.train.num_stepz"):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_scripts_train_then_evaluate(tmp_path):
+  workdir = str(tmp_path / "run")
+  env = dict(os.environ, PYTHONPATH=REPO)
+  subprocess.run([sys.executable, "experiments/train.py", "--config=configs/test.py:ssim_ae",
+                  f"--workdir={workdir}", "--config.train.num_steps=2"],
+                 cwd=REPO, env=env, check=True, capture_output=True)
+  out = subprocess.run([sys.executable, "experiments/evaluate.py", f"--workdir={workdir}",
+                        "--split=test", f"--json_out={tmp_path}/eval.json"],
+                       cwd=REPO, env=env, check=True, capture_output=True, text=True)
+  with open(tmp_path / "eval.json") as f:
+    evaluated = json.load(f)
+  with open(os.path.join(workdir, "results.json")) as f:
+    trained = json.load(f)
+  assert evaluated["checkpoint_step"] == 2
+  assert evaluated["metrics"] == trained["metrics"]
+  bad = subprocess.run([sys.executable, "experiments/train.py", "--config=configs/test.py",
+                        f"--workdir={workdir}", "--config.train.num_stepz=2"],
+                       cwd=REPO, env=env, capture_output=True, text=True)
+  assert bad.returncode != 0 and "num_stepz" in bad.stderr
