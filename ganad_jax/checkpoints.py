@@ -1,17 +1,22 @@
 """Orbax checkpoints of a method's state pytree, with a compatibility record.
 
 Each step directory holds two items: `state` (the pytree) and `meta` (JSON:
-method name, input shape, model config). Orbax writes a step into a temporary
-directory and renames it when complete, so a killed save never replaces a
-good checkpoint. On restore, a checkpoint that does not match this run (other
-method or architecture) is refused with a clear error, and a corrupt one is
-reported by name and skipped for the next older one.
+method name, input shape, model config, and a SHA-256 digest of the state's
+arrays). Orbax writes a step into a temporary directory and renames it when
+complete, so a killed save never replaces a good checkpoint. On restore, a
+checkpoint that does not match this run (other method or architecture) is
+refused with a clear error, and a corrupt one (unreadable, truncated, or whose
+arrays no longer match their digest) is reported by name and skipped for the
+next older one; a training run also moves it aside to `<step>.corrupt` so it
+can write that step again.
 """
 
+import hashlib
 import os
 
 from absl import logging
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -29,23 +34,67 @@ def manager(workdir: str, config) -> ocp.CheckpointManager:
                                options=options, item_names=("state", "meta"))
 
 
+def _host_leaves(state) -> list[np.ndarray]:
+  def to_host(x):
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      x = jax.random.key_data(x)
+    return np.asarray(jax.device_get(x))
+  return [to_host(x) for x in jax.tree.leaves(state)]
+
+
+def digest(state) -> str:
+  """SHA-256 of every array of `state` (dtype, shape and bytes, in tree order)."""
+  h = hashlib.sha256()
+  for leaf in _host_leaves(state):
+    h.update(f"{leaf.dtype.str}{leaf.shape}".encode())
+    h.update(np.ascontiguousarray(leaf).tobytes())
+  return h.hexdigest()
+
+
 def save(mngr: ocp.CheckpointManager, step: int, state, meta: dict, force: bool = False) -> bool:
+  """Saves `state` at `step` if the interval (or `force`) says so; returns whether it did."""
+  if not (force or mngr.should_save(step)):
+    return False
+  meta = dict(meta, digest=digest(state))  # Orbax's OCDBT files do not checksum array bytes.
   return mngr.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
 
 
-def restore_latest(mngr: ocp.CheckpointManager, abstract_state, meta: dict):
+def _set_aside(path: str) -> None:
+  target, n = f"{path}.corrupt", 1
+  while os.path.exists(target):
+    target, n = f"{path}.corrupt{n}", n + 1
+  os.rename(path, target)
+  logging.warning("Moved %s to %s so that this run can write step %s again.",
+                  path, target, os.path.basename(path))
+
+
+def restore_latest(mngr: ocp.CheckpointManager, abstract_state, meta: dict,
+                   set_aside_corrupt: bool = False):
   """Returns (step, state) of the newest readable checkpoint, or (None, None) if none.
 
   Args:
     mngr: the run's checkpoint manager.
     abstract_state: pytree of jax.ShapeDtypeStruct (from `jax.eval_shape(init, ...)`).
     meta: this run's compatibility record; a checkpoint whose record differs raises.
+    set_aside_corrupt: rename corrupt checkpoints newer than the restored one to
+      `<step>.corrupt` (kept for inspection), so that a training run can save
+      those steps again. Read-only users (evaluation) leave them in place.
 
   Raises:
     IncompatibleCheckpointError: the newest checkpoint belongs to another model.
   """
   steps = sorted(mngr.all_steps(), reverse=True)
+  corrupt = []
+  result = _restore_newest_good(mngr, steps, abstract_state, meta, corrupt)
+  if set_aside_corrupt and corrupt:
+    for path in corrupt:
+      _set_aside(path)
+    mngr.reload()
+  return result
+
+
+def _restore_newest_good(mngr, steps, abstract_state, meta, corrupt):
   for step in steps:
     path = os.path.join(str(mngr.directory), str(step))
     try:
@@ -53,6 +102,7 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_state, meta: dict):
     except Exception as e:  # pylint: disable=broad-except
       logging.error("Checkpoint %s is unreadable (%s: %s); trying an older one.",
                     path, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+      corrupt.append(path)
       continue
     mismatch = {k: (saved_meta.get(k), v) for k, v in meta.items() if saved_meta.get(k) != v}
     if mismatch:
@@ -67,6 +117,12 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_state, meta: dict):
     except Exception as e:  # pylint: disable=broad-except
       logging.error("Checkpoint %s is corrupt or truncated (%s: %s); trying an older one.",
                     path, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+      corrupt.append(path)
+      continue
+    if "digest" in saved_meta and digest(restored["state"]) != saved_meta["digest"]:
+      logging.error("Checkpoint %s is corrupt: its arrays do not match the digest saved with "
+                    "them; trying an older one.", path)
+      corrupt.append(path)
       continue
     if step != steps[0]:
       logging.warning("Resuming from older checkpoint %s: newer ones were unreadable.", path)
@@ -74,7 +130,3 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_state, meta: dict):
   if steps:
     logging.warning("No readable checkpoint in %s; starting from scratch.", mngr.directory)
   return None, None
-
-
-def abstract(state):
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)

@@ -96,7 +96,9 @@ def results_markdown(results: dict) -> str:
     parts += ["AUROC of each anomaly kind against the test normals (primary score):", "",
               markdown_table(["kind", "auroc"], [[k, v] for k, v in kinds.items()]), ""]
   parts += [
-      f"- data: {info}",
+      f"- data: {info['source']}, protocol {info['protocol']}, sizes "
+      + ", ".join(f"{k} {v}" for k, v in results["sizes"].items()),
+      *[f"- {note}" for note in info.get("notes", [])],
       f"- steps: {results['steps']}, batch {results['batch_size']}",
       f"- wall time: train {results['wall_time_s']['train']:.1f} s, "
       f"score {results['wall_time_s']['score']:.1f} s, total {results['wall_time_s']['total']:.1f} s",

@@ -13,7 +13,9 @@ import time
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from PIL import Image
 import tensorboardX
 
@@ -72,8 +74,11 @@ def prepare_workdir(workdir: str) -> None:
 
 def checkpoint_meta(config, input_shape) -> dict:
   """What a checkpoint must match to be restored into this run."""
+  # The optimiser's settings live in its restored state (inject_hyperparams),
+  # so a resume with other settings would silently ignore them: refuse it.
   meta = {"method": config.method, "input_shape": list(input_shape),
-          "model": config.model.to_dict()}
+          "model": config.model.to_dict(), "optim": config.optim.to_dict(),
+          "compute_dtype": config.compute_dtype}
   return json.loads(json.dumps(meta))  # As it reads back from disk: tuples become lists.
 
 
@@ -81,21 +86,38 @@ def _fetch(metrics) -> dict[str, float]:
   return {k: float(v) for k, v in jax.device_get(metrics).items()}
 
 
+def _kept(workdir: str, last_good) -> str:
+  return (f"the last good checkpoint (step {last_good}) is kept in {workdir}/checkpoints"
+          if last_good is not None else "no checkpoint was written")
+
+
 def _check_finite(metrics: dict[str, float], step: int, workdir: str, last_good) -> None:
   bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
   if bad:
-    where = (f"the last good checkpoint (step {last_good}) is kept in {workdir}/checkpoints"
-             if last_good is not None else "no checkpoint was written")
     raise DivergenceError(
         f"Training diverged at step {step}: {', '.join(f'{k}={v}' for k, v in bad.items())}; "
-        f"{where}. Lower config.optim.lr or check the data.")
+        f"{_kept(workdir, last_good)}. Lower config.optim.lr or check the data.")
+
+
+def _check_finite_state(state, metrics: dict[str, float], step: int, workdir: str,
+                        last_good) -> None:
+  leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+  bad = [jax.tree_util.keystr(path, simple=True, separator="/") for path, x in leaves
+         if jnp.issubdtype(x.dtype, jnp.inexact) and not np.isfinite(jax.device_get(x)).all()]
+  if bad:
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    raise DivergenceError(
+        f"Training diverged at step {step}: loss={metrics.get('loss')} but the updated state "
+        f"has non-finite values in {shown}; {_kept(workdir, last_good)}. "
+        "Lower config.optim.lr or check the data.")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config.method` on the normal training split, then scores val and test.
 
-  Resumes automatically from `workdir/checkpoints`. Writes `config.json` at the
-  start and `results.json` / `results.md` at the end; returns the results.
+  Resumes automatically from `workdir/checkpoints`. Writes `config.json` before
+  training (once the workdir's checkpoint, if any, is found compatible) and
+  `results.json` / `results.md` at the end; returns the results.
   """
   t_start = time.perf_counter()
   configs.validate(config)
@@ -108,17 +130,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ValueError(f"The training split has {len(splits.train.x)} normal samples, fewer "
                      f"than config.train.batch_size={batch_size}.")
   total_steps = num_train_steps(config, len(splits.train.x))
-  reporting.write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
   init_key, data_key, step_key, score_key = root_keys(config.seed)
   train_x = jax.device_put(splits.train.x)
-  state = jax.jit(method.init)(init_key, train_x[:batch_size])
   mngr = checkpoints.manager(workdir, config)
   meta = checkpoint_meta(config, input_shape)
-  start, restored = checkpoints.restore_latest(mngr, checkpoints.abstract(state), meta)
-  if restored is not None:
-    state = restored
+  # The checkpoint is checked against this run before anything is compiled or
+  # written: a refused run leaves the workdir's config.json as it was.
+  abstract_state = jax.eval_shape(method.init, init_key, train_x[:batch_size])
+  start, state = checkpoints.restore_latest(mngr, abstract_state, meta, set_aside_corrupt=True)
+  if state is not None:
     logging.info("Resumed from %s at step %d.", mngr.directory, start)
+  else:
+    state = jax.jit(method.init)(init_key, train_x[:batch_size])
+  reporting.write_json(os.path.join(workdir, "config.json"), config.to_dict())
   last_good, last_metrics = start, None
 
   step_fn = jax.jit(make_train_step(method, batch_size), donate_argnums=0)
@@ -128,15 +153,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     for step in range(int(state["step"]) + 1, total_steps + 1):
       state, metrics = step_fn(state, train_x, data_key, step_key)
       is_last = step == total_steps
-      if step % config.train.log_every == 0 or is_last or mngr.should_save(step):
+      will_save = is_last or mngr.should_save(step)
+      if step % config.train.log_every == 0 or will_save:
         host_metrics = last_metrics = _fetch(metrics)
         _check_finite(host_metrics, step, workdir, last_good)
         if step % config.train.log_every == 0 or is_last:
           progress.report(step, host_metrics)
           for k, v in host_metrics.items():
             writer.add_scalar(f"train/{k}", v, step)
-        if checkpoints.save(mngr, step, state, meta, force=is_last):
-          last_good = step
+        if will_save:
+          # The loss is that of the state before this step's update: check the
+          # updated state itself, so that no checkpoint ever holds NaN / Inf.
+          _check_finite_state(state, host_metrics, step, workdir, last_good)
+          if checkpoints.save(mngr, step, state, meta, force=is_last):
+            last_good = step
     mngr.wait_until_finished()
     train_seconds = time.perf_counter() - t_train
 
@@ -158,7 +188,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results = {
       "method": config.method,
       "seed": config.seed,
-      "data": splits.info,
+      "data": {k: v for k, v in splits.info.items() if k != "files"},  # File lists stay out.
       "sizes": {k: int(len(getattr(splits, k).x)) for k in ("train", "val", "test")},
       "steps": total_steps,
       "batch_size": batch_size,

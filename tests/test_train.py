@@ -109,11 +109,13 @@ def test_same_seed_same_numbers_other_seed_other_numbers(uninterrupted, tmp_path
   assert other["metrics"] != full["metrics"]
 
 
-def test_checkpoint_of_another_architecture_is_refused(uninterrupted, tmp_path):
+@pytest.mark.parametrize("field,value", [("model.nz", 5), ("optim.lr", 1e-3)])
+def test_checkpoint_of_another_model_or_optimiser_is_refused(uninterrupted, field, value):
   full_dir, _ = uninterrupted
   config = test_config.get_config("ae")
-  config.model.nz = 5
-  with pytest.raises(ValueError, match="different model.*nz"):
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=f"different model.*{name}"):
     train.train_and_evaluate(config, full_dir)
 
 
