@@ -40,5 +40,4 @@ def get_config(arg: str | None = None):
   search.init = "zeros"
   search.lam = 0.1
   search.feature_layer = "penultimate"
-  search.chunk_size = 256
   return config

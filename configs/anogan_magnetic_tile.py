@@ -47,5 +47,4 @@ def get_config(arg: str | None = None):
   search.init = "zeros"
   search.lam = 0.1
   search.feature_layer = "penultimate"
-  search.chunk_size = 128
   return config

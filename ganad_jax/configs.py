@@ -7,6 +7,7 @@ field is ever added elsewhere, so an unknown field (a typo) is an error.
 import ml_collections
 
 from ganad_jax import data
+from ganad_jax.methods import anogan
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -43,6 +44,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.ssim = ml_collections.ConfigDict()
   config.ssim.window = 11
   config.ssim.sigma = 1.5
+  config.anogan = anogan.default_config()
   return config
 
 

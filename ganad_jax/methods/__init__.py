@@ -3,11 +3,13 @@
 import functools
 
 from ganad_jax.methods import ae
+from ganad_jax.methods import anogan
 from ganad_jax.methods import base
 
 _REGISTRY = {
     "ae": functools.partial(ae.make, loss="l2"),
     "ssim_ae": functools.partial(ae.make, loss="ssim"),
+    "anogan": anogan.make,
 }
 
 NAMES = tuple(sorted(_REGISTRY))

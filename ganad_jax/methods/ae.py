@@ -41,13 +41,6 @@ class AutoEncoder(nn.Module):
     return out[0] if isinstance(out, tuple) else out
 
 
-def make_optimizer(optim_config) -> optax.GradientTransformation:
-  # inject_hyperparams keeps the learning rate in the optimiser state, so it
-  # can be changed on resume or vmapped as a hyperparameter axis.
-  return optax.inject_hyperparams(optax.adam)(
-      learning_rate=optim_config.lr, b1=optim_config.b1, b2=optim_config.b2)
-
-
 def make(config, input_shape: tuple[int, ...], loss: str) -> base.Method:
   """Builds the AE method; `loss` is "l2" or "ssim" (images only)."""
   is_image = len(input_shape) == 3
@@ -56,7 +49,7 @@ def make(config, input_shape: tuple[int, ...], loss: str) -> base.Method:
                      f"{input_shape}: use method 'ae' for tabular data.")
   net = AutoEncoder(input_shape, config.model.nz, config.model.base_features,
                     tuple(config.model.mlp_widths), jnp.dtype(config.compute_dtype))
-  tx = make_optimizer(config.optim)
+  tx = base.adam(config.optim)
 
   def anomaly_map(x, recon):
     if loss == "ssim":

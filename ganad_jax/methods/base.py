@@ -19,6 +19,7 @@ these three functions, so a new method never adds a branch to shared code.
 from typing import Any, Callable, NamedTuple
 
 import jax
+import optax
 
 State = dict[str, Any]
 Metrics = dict[str, jax.Array]
@@ -28,3 +29,10 @@ class Method(NamedTuple):
   init: Callable[[jax.Array, jax.Array], State]
   train_step: Callable[[State, jax.Array, jax.Array], tuple[State, Metrics]]
   score: Callable[[State, jax.Array, jax.Array], dict[str, jax.Array]]
+
+
+def adam(optim_config) -> optax.GradientTransformation:
+  """Adam from `config.optim`; inject_hyperparams keeps the learning rate in the
+  optimiser state, so it is checkpointed and can be vmapped as a hyperparameter."""
+  return optax.inject_hyperparams(optax.adam)(
+      learning_rate=optim_config.lr, b1=optim_config.b1, b2=optim_config.b2)
