@@ -34,18 +34,11 @@ def manager(workdir: str, config) -> ocp.CheckpointManager:
                                options=options, item_names=("state", "meta"))
 
 
-def _host_leaves(state) -> list[np.ndarray]:
-  def to_host(x):
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-      x = jax.random.key_data(x)
-    return np.asarray(jax.device_get(x))
-  return [to_host(x) for x in jax.tree.leaves(state)]
-
-
 def digest(state) -> str:
   """SHA-256 of every array of `state` (dtype, shape and bytes, in tree order)."""
   h = hashlib.sha256()
-  for leaf in _host_leaves(state):
+  for leaf in jax.device_get(jax.tree.leaves(state)):  # States hold arrays only, no PRNG keys.
+    leaf = np.asarray(leaf)
     h.update(f"{leaf.dtype.str}{leaf.shape}".encode())
     h.update(np.ascontiguousarray(leaf).tobytes())
   return h.hexdigest()

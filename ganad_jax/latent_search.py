@@ -633,9 +633,3 @@ def apply_fast(module: nn.Module, variables, kernels: dict[tuple[str, ...], Arra
 
   with nn.intercept_methods(interceptor):
     return module.apply(variables, *args, **kwargs)
-
-
-def as_numpy(result: SearchResult) -> SearchResult:
-  """Fetches every field to host numpy arrays."""
-  return SearchResult(*(np.asarray(a) for a in jax.device_get(result)))
-
