@@ -25,6 +25,7 @@ setuptools.setup(
         "scipy",
         "tensorboardX",
         "tensorflow-datasets",
+        "threadpoolctl",
         "tqdm",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},

@@ -21,4 +21,7 @@ def get_config(method: str = "ae"):
   config.train.image_grid_size = 4
   config.eval.batch_size = 64
   config.ssim.window = 7
+  config.egbad.g_widths, config.egbad.e_widths, config.egbad.d_widths = (8,), (8,), (8,)
+  config.egbad.d_z_features, config.egbad.d_joint_features = 8, 8
+  config.vae.num_score_samples = 4
   return config

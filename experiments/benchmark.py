@@ -3,8 +3,10 @@ r"""Runs methods x classes x seeds and writes a mean +- std table (Markdown and 
   python experiments/benchmark.py --config=configs/ae_digits.py --methods=ae,ssim_ae \
       --classes=0,1,2,3,4,5,6,7,8,9 --seeds=0,1,2 --workdir=/tmp/bench_digits
 
-Tables go to WORKDIR/benchmark.md and WORKDIR/benchmark.json. Re-running the
-command reuses finished runs. For the folder protocol leave --classes empty.
+Tables go to WORKDIR/benchmark.md and WORKDIR/benchmark.json, with the ROC / PR
+curves of all methods overlaid per class in WORKDIR/figures/roc_<class>.png
+(embedded in benchmark.md). Re-running the command reuses finished runs. For the
+folder protocol leave --classes empty.
 """
 
 import shlex
@@ -16,13 +18,19 @@ from ml_collections import config_flags
 
 from ganad_jax import benchmark
 from ganad_jax import reporting
+from ganad_jax import viz
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Root directory of all runs and the tables.")
-_METHODS = flags.DEFINE_list("methods", ["ae", "ssim_ae"], "Methods to compare.")
-_CLASSES = flags.DEFINE_list("classes", [], "Class indices (class protocols); empty = config's.")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every (method, class).")
-config_flags.DEFINE_config_file("config", None, "Base config; its method is replaced.",
-                                lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Root directory of all runs (WORKDIR/<method>/"
+                               "<class>/seed<k>), the tables and the figures.")
+_METHODS = flags.DEFINE_list("methods", ["ae", "ssim_ae"], "Comma-separated methods to compare "
+                             "(names of ganad_jax.methods).")
+_CLASSES = flags.DEFINE_list("classes", [], "Comma-separated class indices (data.class_index of "
+                             "the class protocols); empty = the config's class only.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Comma-separated seeds of every "
+                           "(method, class).")
+config_flags.DEFINE_config_file("config", None, "Base config file (configs/*.py[:arg]); its method "
+                                "is replaced by each of --methods. Override fields with "
+                                "--config.<section>.<field>=value.", lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -36,6 +44,7 @@ def main(argv):
   info = rows[0]["data"]
   header = (f"Protocol {info['protocol']} on {info['source']}; mean ± std over seeds "
             f"{', '.join(_SEEDS.value)}.\n\nCommand: `{command}`")
+  header += "".join(f"\n\n![{path}]({path})" for path in viz.benchmark_figures(_WORKDIR.value))
   print(benchmark.write(benchmark.summarize(rows), rows, _WORKDIR.value, header))
 
 

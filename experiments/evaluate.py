@@ -5,9 +5,14 @@ r"""Re-scores a trained workdir's newest checkpoint on one split of its data.
 The data are rebuilt from the workdir's config.json (same source, protocol and
 seed, hence the same split); `--data_path` points the same config at another
 copy of the data. Normal-only splits (train, val) report score statistics.
+
+Scoring can be long (AnoGAN searches z for every sample): finished batches are
+kept in WORKDIR/score_cache/<split>, so a killed evaluation re-run with the
+same command resumes where it stopped, with identical scores.
 """
 
 import json
+import os
 
 from absl import app
 from absl import flags
@@ -23,6 +28,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by experiment
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Which split to score.")
 _DATA_PATH = flags.DEFINE_string("data_path", None, "Overrides config.data.path.")
 _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the numbers to this JSON file.")
+_SCORES_OUT = flags.DEFINE_string("scores_out", None,
+                                  "Write the per-sample outputs (scores, labels) to this .npz file.")
+_CACHE = flags.DEFINE_bool("cache", True, "Keep finished batches in WORKDIR/score_cache/<split> "
+                           "so that a killed evaluation resumes from them.")
 flags.mark_flag_as_required("workdir")
 
 
@@ -37,16 +46,22 @@ def main(argv):
   method, state, step, score_key = train.restore_trained(
       _WORKDIR.value, config, splits.train.x.shape[1:])
   score_fn = jax.jit(method.score)
-  out = evaluation.score_split(score_fn, state, split.x, score_key, config.eval.batch_size)
+  cache = os.path.join(_WORKDIR.value, "score_cache")
+  out = evaluation.score_split(score_fn, state, split.x, score_key, config.eval.batch_size,
+                               cache_dir=os.path.join(cache, _SPLIT.value) if _CACHE.value else None)
   result = {"workdir": _WORKDIR.value, "checkpoint_step": step, "split": _SPLIT.value,
             "num_samples": int(len(split.x))}
   if split.y.min() != split.y.max():
-    val = evaluation.score_split(score_fn, state, splits.val.x, score_key, config.eval.batch_size)
+    val = evaluation.score_split(score_fn, state, splits.val.x, score_key, config.eval.batch_size,
+                                 cache_dir=os.path.join(cache, "val") if _CACHE.value else None)
     result.update(evaluation.evaluate(split, out, val, config.eval.threshold_quantile))
   else:
     result["score_quantiles"] = {
         name: {str(q): float(np.quantile(out[name], q)) for q in (0.05, 0.5, 0.95)}
         for name in evaluation.score_names(out)}
+  if _SCORES_OUT.value:
+    scores = {name: out[name] for name in evaluation.score_names(out)}
+    evaluation.save_npz_atomic(_SCORES_OUT.value, dict(scores, y=split.y, kinds=split.kinds))
   text = json.dumps(result, indent=2, sort_keys=True)
   print(text)
   if _JSON_OUT.value:

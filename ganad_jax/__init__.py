@@ -8,3 +8,11 @@ import jax
 # sharding, so runs stay deterministic; only the random streams differ from
 # JAX's default.
 jax.config.update("jax_threefry_partitionable", False)
+
+
+def __getattr__(name):
+  # `ganad_jax.Detector` is imported on first use, so `import ganad_jax` stays light.
+  if name == "Detector":
+    from ganad_jax import detector  # pylint: disable=g-import-not-at-top
+    return detector.Detector
+  raise AttributeError(f"module 'ganad_jax' has no attribute {name!r}")

@@ -24,13 +24,15 @@ class IncompatibleCheckpointError(ValueError):
   """The workdir's checkpoint was written by another method or architecture."""
 
 
-def manager(workdir: str, config) -> ocp.CheckpointManager:
+def manager(workdir: str, config, name: str = "checkpoints",
+            max_to_keep: int | None = None) -> ocp.CheckpointManager:
+  """The manager of `workdir/name` (`checkpoints`, or `best` for early stopping)."""
   options = ocp.CheckpointManagerOptions(
       save_interval_steps=config.train.checkpoint_every,
-      max_to_keep=config.train.max_checkpoints,
+      max_to_keep=max_to_keep or config.train.max_checkpoints,
       enable_async_checkpointing=False,  # Simpler failure semantics; saves are rare.
   )
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), name),
                                options=options, item_names=("state", "meta"))
 
 
@@ -51,6 +53,11 @@ def save(mngr: ocp.CheckpointManager, step: int, state, meta: dict, force: bool 
   meta = dict(meta, digest=digest(state))  # Orbax's OCDBT files do not checksum array bytes.
   return mngr.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
+
+
+def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
+  """The JSON record saved with `step`."""
+  return mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
 
 def _set_aside(path: str) -> None:
@@ -91,7 +98,7 @@ def _restore_newest_good(mngr, steps, abstract_state, meta, corrupt):
   for step in steps:
     path = os.path.join(str(mngr.directory), str(step))
     try:
-      saved_meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+      saved_meta = read_meta(mngr, step)
     except Exception as e:  # pylint: disable=broad-except
       logging.error("Checkpoint %s is unreadable (%s: %s); trying an older one.",
                     path, type(e).__name__, str(e).splitlines()[0] if str(e) else "")

@@ -41,16 +41,14 @@ pixels / features. `score_residual` is the unweighted sum |x - G(z)|,
 `score_feature` the unweighted sum |f(x) - f(G(z))|.
 """
 
-import functools
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
-import flax.linen as nn
-from flax.linen import linear as flax_linear
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
+
+from ganad_jax import sharding
 
 Array = jax.Array
 GenerateFn = Callable[[Array], Array]  # z (N, nz) -> x_hat (N, *shape)
@@ -164,18 +162,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"Invalid latent search config: {message}")
 
 
-def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
-  """The search's learning rate as a function of the (per-sample) step count."""
+def learning_rate_schedule(config: ml_collections.ConfigDict, lr=None) -> optax.Schedule:
+  """The search's learning rate as a function of the (per-sample) step count.
+
+  `lr` (a float or a traced scalar, e.g. a vmapped hyperparameter) replaces
+  `config.lr` when given.
+  """
+  lr = config.lr if lr is None else lr
   if config.schedule == "constant":
-    return optax.constant_schedule(config.lr)
+    return optax.constant_schedule(lr)
   return optax.piecewise_constant_schedule(
-      config.lr, dict(zip((int(b) for b in config.piecewise_boundaries),
-                          (float(s) for s in config.piecewise_scales))))
+      lr, dict(zip((int(b) for b in config.piecewise_boundaries),
+                   (float(s) for s in config.piecewise_scales))))
 
 
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """The per-sample optimiser (elementwise: no clipping or norms that couple samples)."""
-  schedule = learning_rate_schedule(config)
+def make_optimizer(config: ml_collections.ConfigDict, lr=None) -> optax.GradientTransformation:
+  """The per-sample optimiser (elementwise: no clipping or norms that couple samples).
+
+  `lr` overrides `config.lr` (see `learning_rate_schedule`).
+  """
+  schedule = learning_rate_schedule(config, lr)
   if config.optimizer == "adam":
     return optax.adam(schedule, b1=config.b1, b2=config.b2)
   return optax.sgd(schedule)
@@ -233,13 +239,19 @@ def initial_z(keys: Array, x: Array, latent_dim: int, config: ml_collections.Con
   return jnp.broadcast_to(centre, (n,) + shape) + noise
 
 
-def _loss_terms(generate_fn, feature_fn, lam: float, x, fx, z):
-  """Per-row loss terms for flat z (M, nz) against x (M, ...) and f(x) (M, ...)."""
+def _loss_terms(generate_fn, feature_fn, lam, x, fx, z, use_features: bool | None = None):
+  """Per-row loss terms for flat z (M, nz) against x (M, ...) and f(x) (M, ...).
+
+  `lam` may be traced; `use_features` (default: lam > 0) says whether the
+  feature term is computed at all. Losses are float32 whatever the nets'
+  computation dtype.
+  """
+  use_features = lam > 0.0 if use_features is None else use_features
   x_hat = generate_fn(z)
-  residual = jnp.abs(x - x_hat)
+  residual = jnp.abs(x - x_hat.astype(jnp.float32))
   rec = residual.reshape(residual.shape[0], -1).sum(axis=1)
-  if lam > 0.0:
-    feat_diff = jnp.abs(fx - feature_fn(x_hat))
+  if use_features:
+    feat_diff = jnp.abs(fx.astype(jnp.float32) - feature_fn(x_hat).astype(jnp.float32))
     feat = feat_diff.reshape(feat_diff.shape[0], -1).sum(axis=1)
   else:
     feat = jnp.zeros_like(rec)
@@ -254,30 +266,36 @@ def _mask(active, new, old):
 
 
 def search_chunk(generate_fn: GenerateFn, feature_fn: FeatureFn | None, x: Array,
-                 z0: Array, valid: Array, config: ml_collections.ConfigDict) -> SearchResult:
+                 z0: Array, valid: Array, config: ml_collections.ConfigDict,
+                 hparams: dict | None = None) -> SearchResult:
   """Searches one chunk: x (B, ...), z0 (B, R, nz) starting points, valid (B,) rows.
 
   Rows with `valid` False are never updated and never hold up the early stop.
   Pure and traceable; `search` pads, chunks and calls it under `lax.map`.
+  `hparams` ({"lam", "lr"}, possibly traced) override the config's values.
   """
-  lam = float(config.lam)
+  hparams = hparams or {}
+  use_features = config.lam > 0.0  # Static: whether the feature term exists.
+  lam = hparams.get("lam", float(config.lam))
   steps, patience, min_delta = int(config.steps), int(config.patience), float(config.min_delta)
   keep_best = config.select == "best"
   b, restarts, nz = z0.shape
   m = b * restarts
   x = x.astype(jnp.float32)
-  fx = feature_fn(x) if lam > 0.0 else jnp.zeros((b, 1), jnp.float32)  # Once, not per step.
+  fx = feature_fn(x) if use_features else jnp.zeros((b, 1), jnp.float32)  # Once, not per step.
   # Flatten restarts into rows: row r * b + i is restart r of sample i.
   x_rows = jnp.tile(x, (restarts,) + (1,) * (x.ndim - 1))
   fx_rows = jnp.tile(fx, (restarts,) + (1,) * (fx.ndim - 1))
   z = jnp.swapaxes(z0, 0, 1).reshape(m, nz).astype(jnp.float32)
+  x_rows, z = _rows(x_rows), _rows(z)  # Samples split over the mesh's "data" axis, if any.
 
   def total_loss(z_rows):
-    loss, rec, feat, x_hat, _ = _loss_terms(generate_fn, feature_fn, lam, x_rows, fx_rows, z_rows)
+    loss, rec, feat, x_hat, _ = _loss_terms(generate_fn, feature_fn, lam, x_rows, fx_rows, z_rows,
+                                            use_features)
     # Rows are independent, so d(sum)/dz_i = d(loss_i)/dz_i: per-sample gradients.
     return loss.sum(), (loss, rec, feat, x_hat)
 
-  tx = make_optimizer(config)
+  tx = make_optimizer(config, hparams.get("lr"))
   inf = jnp.full((m,), jnp.inf, jnp.float32)
   carry = {"z": z, "opt_state": jax.vmap(tx.init)(z),  # Own optimiser state per row.
            "active": jnp.tile(valid, restarts),
@@ -296,9 +314,10 @@ def search_chunk(generate_fn: GenerateFn, feature_fn: FeatureFn | None, x: Array
     wait = jnp.where(improved, 0, c["wait"] + 1)
     keep_going = act & (wait < patience) if patience > 0 else act
     updates, new_opt = jax.vmap(tx.update)(grads, c["opt_state"])
-    evaluated = {"loss": loss, "z": c["z"], "rec": rec, "feat": feat, "x_hat": x_hat}
+    evaluated = {"loss": loss, "z": c["z"], "rec": rec, "feat": feat,
+                 "x_hat": x_hat.astype(jnp.float32)}
     new = {
-        "z": jnp.where(keep_going[:, None], optax.apply_updates(c["z"], updates), c["z"]),
+        "z": _rows(jnp.where(keep_going[:, None], optax.apply_updates(c["z"], updates), c["z"])),
         "opt_state": _mask(keep_going, new_opt, c["opt_state"]),
         "active": keep_going,
         "out": _mask(take, evaluated, c["out"]),
@@ -333,14 +352,24 @@ def search_chunk(generate_fn: GenerateFn, feature_fn: FeatureFn | None, x: Array
                       steps_used=carry["steps_used"][rows], restart_scores=per_restart)
 
 
+def _rows(a: Array) -> Array:
+  return sharding.constrain(a, sharding.P("data"))
+
+
 def resolved_chunk_size(config: ml_collections.ConfigDict, x: Array) -> int:
-  """Samples per chunk for inputs x (N, ...): `config.chunk_size`, or the auto choice, <= N."""
-  return min(int(config.chunk_size) or (128 if x.ndim == 4 else 8192), x.shape[0])
+  """Samples per chunk for inputs x (N, ...): `config.chunk_size`, or the auto choice, <= N.
+
+  Under a mesh context it is rounded up to a multiple of the "data" axis, whose
+  devices each search their share of every chunk.
+  """
+  chunk = min(int(config.chunk_size) or (128 if x.ndim == 4 else 8192), x.shape[0])
+  devices = sharding.axis_size("data")
+  return -(-chunk // devices) * devices
 
 
 def search(generate_fn: GenerateFn, feature_fn: FeatureFn | None, x: Array, key: Array,
            config: ml_collections.ConfigDict, latent_dim: int,
-           z_init_fn: InitFn | None = None) -> SearchResult:
+           z_init_fn: InitFn | None = None, hparams: dict | None = None) -> SearchResult:
   """AnoGAN latent search for every sample of x, in chunks of `config.chunk_size`.
 
   Pure and traceable (jit it, or call it inside a jitted score function).
@@ -355,9 +384,14 @@ def search(generate_fn: GenerateFn, feature_fn: FeatureFn | None, x: Array, key:
     config: a `default_config()` section.
     latent_dim: size of z.
     z_init_fn: x (M, ...) -> z (M, latent_dim) warm start, for init='encoder'.
+    hparams: optional {"lam": ..., "lr": ...} scalars (Python or traced, e.g.
+      a method's `state["hparams"]` under a vmapped grid) that replace
+      `config.lam` / `config.lr`. Whether the feature term is computed at all
+      stays decided by `config.lam > 0`.
 
   Returns:
-    A SearchResult with N rows.
+    A SearchResult with N rows. Under a mesh context (`jax.set_mesh`) with a
+    "data" axis, the samples of every chunk are split over that axis.
   """
   validate(config)
   if config.lam > 0.0 and feature_fn is None:
@@ -379,7 +413,7 @@ def search(generate_fn: GenerateFn, feature_fn: FeatureFn | None, x: Array, key:
     return a.reshape((num_chunks, chunk) + a.shape[1:])
 
   def run(args):
-    return search_chunk(generate_fn, feature_fn, *args, config)
+    return search_chunk(generate_fn, feature_fn, *args, config, hparams)
 
   if num_chunks == 1:
     out = run((x, z0, valid))
@@ -415,221 +449,3 @@ def flops_per_sample_step(generate_fn: GenerateFn, feature_fn: FeatureFn | None,
   if isinstance(cost, (list, tuple)):  # Older jax returned one dict per device.
     cost = cost[0]
   return float(cost["flops"]) / x.shape[0]
-
-
-# Convolution gradients inside the search loop.
-#
-# Inside a while loop (the scan over steps), XLA:CPU gives the input-gradient
-# convolution of every conv layer a kernel in "01oi" layout (the flipped kernel
-# with input and output features swapped, left untransposed), which its conv
-# runtime handles 2-3x slower than the canonical HWIO layout it gets in
-# straight-line code. `apply_fast` applies a flax module with every nn.Conv /
-# nn.ConvTranspose replaced by the same convolution whose gradient uses a
-# flipped, transposed kernel computed once, outside the loop
-# (`backward_kernels`). Convolutions over a dilated input (a transposed conv, and
-# the input gradient of a strided conv) run as s*s phase convolutions on the
-# undilated input (`_dilated_conv_by_phases`), skipping the inserted zeros.
-# Values and gradients are those of the module up to float32 summation order.
-
-_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
-
-
-def _dilated(size: int, dilation: int) -> int:
-  return 0 if size == 0 else 1 + dilation * (size - 1)
-
-
-def _input_grad_padding(in_size, kernel, stride, out_size, pad, lhs_dilation):
-  """Padding of the input-gradient convolution (as in jax's conv transpose rule)."""
-  before = kernel - pad[0] - 1
-  after = _dilated(in_size, lhs_dilation) + kernel - 1 - _dilated(out_size, stride) - before
-  return before, after
-
-
-# Below this many output features a transposed conv stays one lhs-dilated conv:
-# s*s small convolutions cost more than the zeros they skip.
-_MIN_PHASE_FEATURES = 16
-
-
-def _dilated_conv_by_phases(x, kernel, padding, dilation: int):
-  """`conv_general_dilated(x, kernel, 1, padding, lhs_dilation=dilation)` without the zeros.
-
-  A conv over an input dilated by s is s*s stride-1 convolutions of the
-  undilated input, one per output phase, interleaved: the s*s-fold fewer
-  multiply-adds XLA:CPU would otherwise spend on inserted zeros. Returns None
-  when the output size is not a multiple of s (the caller falls back).
-  """
-  s = dilation
-  sizes, ksizes = x.shape[1:3], kernel.shape[:2]
-  out = [(sizes[d] - 1) * s + 1 + padding[d][0] + padding[d][1] - ksizes[d] + 1
-         for d in range(2)]
-  if out[0] % s or out[1] % s:
-    return None
-  per_phase = [o // s for o in out]
-  rows = []
-  for r1 in range(s):
-    cols = []
-    for r2 in range(s):
-      taps, pads = [], []
-      for d, r in enumerate((r1, r2)):
-        first = (padding[d][0] - r) % s  # First kernel tap that meets a real input.
-        count = len(range(first, ksizes[d], s))
-        offset = (r + first - padding[d][0]) // s  # Input index of output 0's first tap.
-        taps.append(slice(first, None, s))
-        pads.append((-offset, per_phase[d] + count - 2 + offset - (sizes[d] - 1)))
-      phase_kernel = kernel[taps[0], taps[1]]
-      if phase_kernel.shape[0] == 0 or phase_kernel.shape[1] == 0:
-        cols.append(jnp.zeros((x.shape[0], *per_phase, kernel.shape[3]), x.dtype))
-      else:
-        cols.append(jax.lax.conv_general_dilated(x, phase_kernel, (1, 1), tuple(pads),
-                                                 dimension_numbers=_DIMENSION_NUMBERS))
-    rows.append(jnp.stack(cols, axis=3))  # (N, M0, M1, s, F)
-  y = jnp.stack(rows, axis=2)  # (N, M0, s, M1, s, F)
-  return y.reshape(x.shape[0], out[0], out[1], kernel.shape[3])
-
-
-def _conv(x, kernel, strides, padding, lhs_dilation):
-  if (lhs_dilation != (1, 1) and lhs_dilation[0] == lhs_dilation[1] and strides == (1, 1)
-      and kernel.shape[3] >= _MIN_PHASE_FEATURES):
-    y = _dilated_conv_by_phases(x, kernel, padding, lhs_dilation[0])
-    if y is not None:
-      return y
-  return jax.lax.conv_general_dilated(x, kernel, strides, padding, lhs_dilation=lhs_dilation,
-                                      dimension_numbers=_DIMENSION_NUMBERS)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def conv_with_backward_kernel(x, kernel, backward_kernel, strides, padding, lhs_dilation):
-  """NHWC / HWIO convolution whose input gradient convolves with `backward_kernel`.
-
-  Args:
-    x: (N, H, W, C) input.
-    kernel: (kh, kw, C, F) kernel.
-    backward_kernel: `flip_kernel(kernel)`, computed outside any loop.
-    strides: window strides (2 ints).
-    padding: ((lo, hi), (lo, hi)) explicit padding.
-    lhs_dilation: input dilation (2 ints; the stride of a transposed conv).
-
-  Returns:
-    The convolution, exactly as `lax.conv_general_dilated`.
-  """
-  del backward_kernel
-  return _conv(x, kernel, strides, padding, lhs_dilation)
-
-
-def _conv_fwd(x, kernel, backward_kernel, strides, padding, lhs_dilation):
-  return _conv(x, kernel, strides, padding, lhs_dilation), (x, kernel, backward_kernel)
-
-
-def _conv_bwd(strides, padding, lhs_dilation, residuals, g):
-  x, kernel, backward_kernel = residuals
-  pads = tuple(_input_grad_padding(x.shape[1 + i], kernel.shape[i], strides[i], g.shape[1 + i],
-                                   padding[i], lhs_dilation[i]) for i in range(2))
-  dx = _conv(g, backward_kernel.astype(g.dtype), lhs_dilation, pads, strides)
-  # The kernel gradient is exact too (XLA drops it when, as in the search, it is unused).
-  _, kernel_vjp = jax.vjp(lambda k: jax.lax.conv_general_dilated(
-      x, k, strides, padding, lhs_dilation=lhs_dilation,
-      dimension_numbers=_DIMENSION_NUMBERS), kernel)
-  return dx.astype(x.dtype), kernel_vjp(g)[0], jnp.zeros_like(backward_kernel)
-
-
-conv_with_backward_kernel.defvjp(_conv_fwd, _conv_bwd)
-
-
-def flip_kernel(kernel: Array) -> Array:
-  """HWIO kernel -> the kernel of its input-gradient convolution (flipped, I <-> O)."""
-  return jnp.transpose(jnp.flip(kernel, (0, 1)), (0, 1, 3, 2))
-
-
-def backward_kernels(params) -> dict[tuple[str, ...], Array]:
-  """`flip_kernel` of every 4-D 'kernel' in a flax params tree, keyed by module path."""
-  kernels = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-    names = tuple(getattr(k, "key", str(k)) for k in path)
-    if names and names[-1] == "kernel" and jnp.ndim(leaf) == 4:
-      kernels[names[:-1]] = flip_kernel(leaf)
-  return kernels
-
-
-def _canonical_pairs(padding):
-  return tuple((int(lo), int(hi)) for lo, hi in padding)
-
-
-def _fast_conv_call(module, x, backward_kernel):
-  """The module's output via `conv_with_backward_kernel`, or None if unsupported."""
-  is_transpose = isinstance(module, nn.ConvTranspose)
-  if x.ndim != 4 or getattr(module, "mask", None) is not None:
-    return None
-  if not module.has_variable("params", "kernel"):
-    return None
-  kernel_size = module.kernel_size
-  if isinstance(kernel_size, int) or len(kernel_size) != 2:
-    return None
-
-  def pair(value):
-    value = 1 if value is None else value
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-  strides = pair(module.strides)
-  if pair(module.kernel_dilation) != (1, 1) or module.precision is not None:
-    return None
-  padding = flax_linear.canonicalize_padding(module.padding, 2)
-  kernel = module.get_variable("params", "kernel")
-  if is_transpose:
-    if module.transpose_kernel or module.preferred_element_type is not None:
-      return None
-    if isinstance(padding, str):
-      if padding not in ("SAME", "VALID"):
-        return None
-      pads = []
-      for k, s in zip(kernel.shape[:2], strides):
-        pad_len = k + s - 2 + (max(k - s, 0) if padding == "VALID" else 0)
-        pad_a = k - 1 if (padding == "VALID" or s > k - 1) else int(np.ceil(pad_len / 2))
-        pads.append((pad_a, pad_len - pad_a))
-      pads = tuple(pads)
-    else:
-      pads = _canonical_pairs(padding)
-    window_strides, lhs_dilation = (1, 1), strides
-  else:
-    if (module.feature_group_count != 1 or not module.shared_weights
-        or pair(module.input_dilation) != (1, 1) or module.conv_general_dilated is not None
-        or module.conv_general_dilated_cls is not None):
-      return None
-    if isinstance(padding, str):
-      if padding not in ("SAME", "SAME_LOWER", "VALID"):
-        return None
-      pads = _canonical_pairs(jax.lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], strides,
-                                                      padding))
-    else:
-      pads = _canonical_pairs(padding)
-    window_strides, lhs_dilation = strides, (1, 1)
-  bias = module.get_variable("params", "bias") if module.use_bias else None
-  x, kernel, bias = module.promote_dtype(x, kernel, bias, dtype=module.dtype)
-  y = conv_with_backward_kernel(x, kernel, backward_kernel.astype(kernel.dtype),
-                                window_strides, pads, lhs_dilation)
-  if bias is not None:
-    y = y + bias.reshape((1, 1, 1, -1))
-  return y
-
-
-def apply_fast(module: nn.Module, variables, kernels: dict[tuple[str, ...], Array],
-               *args, **kwargs) -> Any:
-  """`module.apply(variables, *args, **kwargs)` with loop-friendly conv gradients.
-
-  Every nn.Conv / nn.ConvTranspose whose path is in `kernels` (from
-  `backward_kernels(variables['params'])`, computed OUTSIDE the search loop)
-  runs through `conv_with_backward_kernel`; other layers and unsupported
-  configurations (masks, groups, dilations, circular padding) run unchanged.
-  """
-  def interceptor(next_fun, call_args, call_kwargs, context):
-    module_ = context.module
-    if (context.method_name == "__call__" and isinstance(module_, (nn.Conv, nn.ConvTranspose))
-        and len(call_args) == 1 and not call_kwargs):
-      backward_kernel = kernels.get(tuple(module_.path))
-      if backward_kernel is not None:
-        y = _fast_conv_call(module_, call_args[0], backward_kernel)
-        if y is not None:
-          return y
-    return next_fun(*call_args, **call_kwargs)
-
-  with nn.intercept_methods(interceptor):
-    return module.apply(variables, *args, **kwargs)

@@ -79,8 +79,14 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
   return "\n".join(lines)
 
 
-def results_markdown(results: dict) -> str:
-  """A one-run report: metrics per score, data, protocol and timing."""
+def results_markdown(results: dict, figures: list[str] | None = None) -> str:
+  """A one-run report: metrics per score, data, protocol and timing.
+
+  Args:
+    results: the run's `results.json` content.
+    figures: PNG paths relative to the run's directory (`viz.write_run_figures`),
+      embedded as Markdown images at the end; None or empty embeds none.
+  """
   info = results["data"]
   metric_names = sorted({k for m in results["metrics"].values() for k in m})
   rows = [[name] + [m.get(k, "") for k in metric_names]
@@ -105,6 +111,11 @@ def results_markdown(results: dict) -> str:
       f"- devices: {results['devices']}",
       "",
   ]
+  if figures:
+    parts += ["## Figures", ""]
+    for path in figures:
+      name = os.path.splitext(os.path.basename(path))[0].replace("_", " ")
+      parts += [f"![{name}]({path.replace(os.sep, '/')})", ""]
   return "\n".join(parts)
 
 

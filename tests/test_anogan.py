@@ -12,6 +12,7 @@ import pytest
 from ganad_jax import configs
 from ganad_jax import methods
 from ganad_jax.methods import anogan
+from configs import test as test_config
 
 IMAGE = (16, 16, 1)
 VECTOR = (10,)
@@ -147,3 +148,16 @@ def test_experiment_configs_are_valid(name, arg):
   assert config.method == "anogan"
   assert "anogan" in methods.NAMES
   anogan.make(config, (config.data.image_size, config.data.image_size, config.data.channels))
+
+
+def test_patch_discriminator_trains_and_scores():
+  config = test_config.get_config("anogan")
+  config.model.discriminator, config.model.patch_layers = "patch", 2
+  config.anogan.search.steps = 3
+  method = methods.make(config, (16, 16, 1))
+  batch = jax.random.uniform(jax.random.key(0), (4, 16, 16, 1), minval=-1.0, maxval=1.0)
+  state = jax.jit(method.init)(jax.random.key(1), batch)
+  state, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(2))
+  assert np.isfinite(float(metrics["loss"]))
+  out = jax.jit(method.score)(state, batch, jax.random.key(3))
+  assert out["score"].shape == (4,) and np.all(np.isfinite(out["score"]))

@@ -66,7 +66,7 @@ def test_default_config_fields():
       'class_name': '', 'image_size': 32, 'channels': 1, 'path': '',
       'tfds_name': 'mnist', 'data_dir': '', 'tfds_splits': ('train', 'test'),
       'test_fraction': 0.2, 'val_fraction': 0.1, 'max_per_class': 0,
-      'label_column': 'label', 'categorical_columns': (),
+      'label_column': 'label', 'categorical_columns': (), 'sklearn_name': 'breast_cancer',
   }
 
 
@@ -596,7 +596,7 @@ def test_tabular_bad_input(tmp_path, case, match):
 @pytest.mark.parametrize('overrides,error,match', [
     ({'source': 'cifar'}, ValueError,
      r"Unknown data source 'cifar'; valid sources: \('digits', 'tfds', "
-     r"'idx', 'folder', 'tabular'\)"),
+     r"'idx', 'folder', 'tabular', 'sklearn_tabular'\)"),
     ({'protocol': 'one_class'}, ValueError,
      r"Unknown protocol 'one_class'; valid protocols: \('anomaly_class', "
      r"'normal_class', 'folder'\)"),

@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ganad_jax import data
+from ganad_jax import evaluation
 from ganad_jax import methods
 from ganad_jax import train
 from configs import test as test_config
@@ -140,9 +142,9 @@ def test_scripts_train_then_evaluate(tmp_path):
   subprocess.run([sys.executable, "experiments/train.py", "--config=configs/test.py:ssim_ae",
                   f"--workdir={workdir}", "--config.train.num_steps=2"],
                  cwd=REPO, env=env, check=True, capture_output=True)
-  out = subprocess.run([sys.executable, "experiments/evaluate.py", f"--workdir={workdir}",
-                        "--split=test", f"--json_out={tmp_path}/eval.json"],
-                       cwd=REPO, env=env, check=True, capture_output=True, text=True)
+  subprocess.run([sys.executable, "experiments/evaluate.py", f"--workdir={workdir}",
+                  "--split=test", f"--json_out={tmp_path}/eval.json"],
+                 cwd=REPO, env=env, check=True, capture_output=True, text=True)
   with open(tmp_path / "eval.json") as f:
     evaluated = json.load(f)
   with open(os.path.join(workdir, "results.json")) as f:
@@ -153,3 +155,27 @@ def test_scripts_train_then_evaluate(tmp_path):
                         f"--workdir={workdir}", "--config.train.num_stepz=2"],
                        cwd=REPO, env=env, capture_output=True, text=True)
   assert bad.returncode != 0 and "num_stepz" in bad.stderr
+
+
+def test_early_stopping_keeps_the_best_state_on_validation_normals(tmp_path):
+  config = test_config.get_config("ae")
+  config.train.num_steps = 40
+  config.train.early_stopping.eval_every = 2
+  config.train.early_stopping.patience = 2
+  config.optim.lr = 0.05  # Large enough that the validation score goes up again.
+  workdir = str(tmp_path / "run")
+  results = train.train_and_evaluate(config, workdir)
+  best_step = results["best_step"]
+  assert best_step % 2 == 0 and best_step <= results["steps"] <= 40
+  assert results["stopped_early"]  # `patience` evaluations after the best one.
+  assert results["steps"] == best_step + 2 * 2 < 40
+  # The evaluated model is the best one, and its mean validation score is the recorded one.
+  splits = data.load(config.data, config.seed)
+  method, state, step, key = train.restore_trained(workdir, config, splits.train.x.shape[1:])
+  assert step == best_step == int(state["step"])
+  val = evaluation.score_split(jax.jit(method.score), state, splits.val.x, key,
+                               config.eval.batch_size)
+  np.testing.assert_allclose(val["score"].mean(), results["best_val_score"], rtol=1e-6)
+  # A rerun of the finished run trains nothing more and reports the same.
+  again = train.train_and_evaluate(config, workdir)
+  assert again["metrics"] == results["metrics"] and again["best_step"] == best_step

@@ -5,7 +5,7 @@ import os
 
 import ml_collections
 
-SOURCES = ('digits', 'tfds', 'idx', 'folder', 'tabular')
+SOURCES = ('digits', 'tfds', 'idx', 'folder', 'tabular', 'sklearn_tabular')
 PROTOCOLS = ('anomaly_class', 'normal_class', 'folder')
 IMAGE_SOURCES = ('digits', 'tfds', 'idx', 'folder')
 
@@ -14,7 +14,8 @@ def default_config() -> ml_collections.ConfigDict:
   """Returns the `data` sub-config with every field at its default.
 
   Fields:
-    source: 'digits' | 'tfds' | 'idx' | 'folder' | 'tabular'.
+    source: 'digits' | 'tfds' | 'idx' | 'folder' | 'tabular' |
+      'sklearn_tabular'.
     protocol: 'anomaly_class' (class `class_index` is the anomaly, all others
       normal: GANomaly's split) | 'normal_class' (class `class_index` is
       normal, all others anomalies: one-vs-rest, ALAD / Deep SVDD) | 'folder'
@@ -35,6 +36,8 @@ def default_config() -> ml_collections.ConfigDict:
     label_column: label column of a tabular file.
     categorical_columns: tabular columns one-hot encoded even when numeric
       (non-numeric columns are always categorical).
+    sklearn_name: the bundled scikit-learn set of source 'sklearn_tabular'
+      ('breast_cancer', 'wine', 'iris').
   """
   config = ml_collections.ConfigDict()
   config.source = 'digits'
@@ -52,6 +55,7 @@ def default_config() -> ml_collections.ConfigDict:
   config.max_per_class = 0
   config.label_column = 'label'
   config.categorical_columns = ()
+  config.sklearn_name = 'breast_cancer'
   return config
 
 

@@ -13,6 +13,7 @@ from ganad_jax.data import idx
 from ganad_jax.data import images
 from ganad_jax.data import pool
 from ganad_jax.data import protocols
+from ganad_jax.data import sklearn_tabular
 from ganad_jax.data import splits
 from ganad_jax.data import tabular
 from ganad_jax.data import tfds_source
@@ -74,6 +75,8 @@ def _load_pooled(config: ml_collections.ConfigDict, seed: int) -> splits.Splits:
   table = None
   if config.source == 'tabular':
     source_pool, table = tabular.read(config)
+  elif config.source == 'sklearn_tabular':
+    source_pool, table = sklearn_tabular.read(config)
   else:
     source_pool = _POOLED_SOURCES[config.source](config)
   names = np.asarray(source_pool.class_names, dtype=str)

@@ -223,6 +223,11 @@ def read(config: ml_collections.ConfigDict) -> tuple[pool.Pool, Table]:
   return source_pool, Table(numeric=numeric, categorical=categorical)
 
 
+def numeric_scaler() -> preprocessing.MinMaxScaler:
+  """The (unfitted) scaler of numeric columns: MinMax to [-1, 1], the images' range."""
+  return preprocessing.MinMaxScaler(feature_range=(-1.0, 1.0))
+
+
 def encode(table: Table, train: np.ndarray, others: list[np.ndarray]
            ) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
   """Fits the scaler and one-hot encoder on `train` rows; encodes all rows.
@@ -239,7 +244,7 @@ def encode(table: Table, train: np.ndarray, others: list[np.ndarray]
   parts_train, parts_other, names = [], [[] for _ in others], []
   if table.numeric:
     numeric = np.stack(list(table.numeric.values()), axis=1)
-    scaler = preprocessing.MinMaxScaler(feature_range=(-1.0, 1.0))
+    scaler = numeric_scaler()
     parts_train.append(scaler.fit_transform(numeric[train]))
     for part, rows in zip(parts_other, others):
       part.append(scaler.transform(numeric[rows]))

@@ -5,11 +5,21 @@ import functools
 from ganad_jax.methods import ae
 from ganad_jax.methods import anogan
 from ganad_jax.methods import base
+from ganad_jax.methods import egbad
+from ganad_jax.methods import gaussian
+from ganad_jax.methods import vae
+from ganad_jax.methods import ganomaly
+from ganad_jax.methods import skip_ganomaly
 
 _REGISTRY = {
     "ae": functools.partial(ae.make, loss="l2"),
     "ssim_ae": functools.partial(ae.make, loss="ssim"),
     "anogan": anogan.make,
+    "egbad": egbad.make,
+    "gaussian": gaussian.make,
+    "vae": vae.make,
+    "ganomaly": ganomaly.make,
+    "skip_ganomaly": skip_ganomaly.make,
 }
 
 NAMES = tuple(sorted(_REGISTRY))

@@ -4,7 +4,9 @@ Training is a DCGAN on normal data only: images go through the DCGAN decoder
 (G) and discriminator (D) of `models.dcgan` (N(0, 0.02) init, BatchNorm,
 LeakyReLU 0.2 in D, tanh out), tabular vectors through MLPs (`g_widths`,
 `d_widths`; linear output, since tabular features are standardised, not in
-[-1, 1]). z ~ N(0, I) of size `config.model.nz`.
+[-1, 1]). z ~ N(0, I) of size `config.model.nz`. With
+`config.model.discriminator = "patch"` D is the PatchGAN of `models.patch`
+(one logit per patch; the GAN losses average over patches).
 
 One `train_step` is one D step then one G step on the same z (the PyTorch DCGAN
 order), with the standard non-saturating losses:
@@ -21,6 +23,13 @@ search of `ganad_jax.latent_search` with `config.anogan.search`; its feature
 layer is D's `search.feature_layer`. Outputs: "score" (the search loss),
 "score_residual" (sum |x - G(z)|), "score_feature" (sum |f(x) - f(G(z))|),
 "recon" (G(z)) and, for images, "map" (|x - G(z)| averaged over channels).
+
+The search's lambda and learning rate live in `state["hparams"]`
+("search_lam", "search_lr": float32 scalars set by `init` from the config), so
+a vmapped grid can give every member its own; whether the feature term exists
+at all is fixed by `config.anogan.search.lam > 0`. The training learning rate
+lives in the Adam states (`base.adam`). Losses are float32 whatever
+`config.compute_dtype`.
 """
 
 import jax
@@ -32,7 +41,9 @@ from ganad_jax import latent_search
 from ganad_jax import losses
 from ganad_jax.methods import base
 from ganad_jax.models import dcgan
+from ganad_jax.models import fast_conv
 from ganad_jax.models import mlp
+from ganad_jax.models import patch
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -65,7 +76,8 @@ class Networks:
       if size != width:
         raise ValueError(f"AnoGAN's DCGAN nets need square images; got {input_shape}.")
       self.generator = dcgan.Decoder(size, channels, config.model.base_features, dtype)
-      self.discriminator = dcgan.Discriminator(config.model.base_features, dtype)
+      self.discriminator = patch.make_discriminator(
+          config.model.discriminator, config.model.base_features, config.model.patch_layers, dtype)
     elif len(input_shape) == 1:
       self.generator = mlp.MLP(tuple(config.anogan.g_widths), input_shape[0], dtype=dtype)
       self.discriminator = mlp.MLP(tuple(config.anogan.d_widths), 1, dtype=dtype)
@@ -83,7 +95,7 @@ class Networks:
     return (out, batch_stats) if train else out
 
   def discriminate(self, params, batch_stats, x, train: bool):
-    """(logits (N,), features dict); in train mode also the updated batch stats."""
+    """(logits (N * patches,), features dict); in train mode also the updated batch stats."""
     variables = {"params": params, "batch_stats": batch_stats}
     if train and self.is_image:
       (logit, feats), updates = self.discriminator.apply(
@@ -99,21 +111,21 @@ def search_fns(nets: Networks, state, feature_layer: str):
 
   Call it outside the search (as `score` does): for conv nets it precomputes
   the flipped kernels that keep the search's gradients fast inside its loop
-  (`latent_search.apply_fast`).
+  (`fast_conv.apply_fast`).
   """
   params, stats = state["params"], state["batch_stats"]
   g_vars = {"params": params["g"], "batch_stats": stats["g"]}
   d_vars = {"params": params["d"], "batch_stats": stats["d"]}
 
   if nets.is_image:
-    g_kernels = latent_search.backward_kernels(params["g"])
-    d_kernels = latent_search.backward_kernels(params["d"])
+    g_kernels = fast_conv.backward_kernels(params["g"])
+    d_kernels = fast_conv.backward_kernels(params["d"])
 
     def generate_fn(z):
-      return latent_search.apply_fast(nets.generator, g_vars, g_kernels, z, train=False)
+      return fast_conv.apply_fast(nets.generator, g_vars, g_kernels, z, train=False)
 
     def features(x):
-      return latent_search.apply_fast(nets.discriminator, d_vars, d_kernels, x, train=False)[1]
+      return fast_conv.apply_fast(nets.discriminator, d_vars, d_kernels, x, train=False)[1]
   else:
     def generate_fn(z):
       return nets.generate(params["g"], stats["g"], z, train=False)
@@ -153,7 +165,9 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     return {"step": jnp.zeros((), jnp.int32), "params": params,
             "batch_stats": {"g": g_vars.get("batch_stats", {}),
                             "d": d_vars.get("batch_stats", {})},
-            "opt_state": {"g": tx.init(params["g"]), "d": tx.init(params["d"])}}
+            "opt_state": {"g": tx.init(params["g"]), "d": tx.init(params["d"])},
+            "hparams": {"search_lam": jnp.asarray(search_config.lam, jnp.float32),
+                        "search_lr": jnp.asarray(search_config.lr, jnp.float32)}}
 
   def train_step(state, batch, key):
     params, stats = state["params"], state["batch_stats"]
@@ -164,9 +178,10 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     def d_loss_fn(d_params):
       real_logit, real_feats, d_stats = nets.discriminate(d_params, stats["d"], batch, True)
       fake_logit, _, d_stats = nets.discriminate(d_params, d_stats, fake, True)
+      real_logit, fake_logit = real_logit.astype(jnp.float32), fake_logit.astype(jnp.float32)
       loss = losses.bce_with_logits(real_logit, 1.0) + losses.bce_with_logits(fake_logit, 0.0)
       aux = (d_stats, jax.nn.sigmoid(real_logit).mean(), jax.nn.sigmoid(fake_logit).mean(),
-             real_feats[fm_layer])
+             real_feats[fm_layer].astype(jnp.float32))
       return loss, aux
 
     (d_loss, (d_stats, d_real, d_fake, real_feat)), d_grads = jax.value_and_grad(
@@ -179,9 +194,9 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       logit, feats, new_d_stats = nets.discriminate(d_params, d_stats, fake, True)
       if feature_matching:
         target = jax.lax.stop_gradient(real_feat.mean(axis=0))
-        loss = jnp.sum(jnp.square(feats[fm_layer].mean(axis=0) - target))
+        loss = jnp.sum(jnp.square(feats[fm_layer].astype(jnp.float32).mean(axis=0) - target))
       else:
-        loss = losses.bce_with_logits(logit, 1.0)  # Non-saturating.
+        loss = losses.bce_with_logits(logit.astype(jnp.float32), 1.0)  # Non-saturating.
       return loss, (g_stats, new_d_stats)
 
     (g_loss, (g_stats, d_stats)), g_grads = jax.value_and_grad(
@@ -191,14 +206,16 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
 
     new_state = {"step": state["step"] + 1, "params": {"g": g_params, "d": d_params},
                  "batch_stats": {"g": g_stats, "d": d_stats},
-                 "opt_state": {"g": g_opt, "d": d_opt}}
+                 "opt_state": {"g": g_opt, "d": d_opt}, "hparams": state["hparams"]}
     metrics = {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss,
                "d_real": d_real, "d_fake": d_fake}
     return new_state, metrics
 
   def score(state, batch, key):
     generate_fn, feature_fn = search_fns(nets, state, search_config.feature_layer)
-    result = latent_search.search(generate_fn, feature_fn, batch, key, search_config, nz)
+    hp = state["hparams"]
+    result = latent_search.search(generate_fn, feature_fn, batch, key, search_config, nz,
+                                  hparams={"lam": hp["search_lam"], "lr": hp["search_lr"]})
     outputs = {"score": result.score, "score_residual": result.score_residual,
                "recon": result.x_hat}
     if search_config.lam > 0.0:

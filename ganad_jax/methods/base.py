@@ -14,6 +14,11 @@ these three functions, so a new method never adds a branch to shared code.
       is the anomaly score, higher = more anomalous; optional entries:
       "map" (N, H, W) anomaly map, "recon" (N, ...) reconstruction, and any
       "score_<name>" alternative scores, which are evaluated and reported too.
+
+A method that is fitted in closed form rather than by gradient steps (the
+Gaussian scorer) sets `train_step=None` and provides
+  fit(state, train_x) -> state
+      Host side, once, on the whole normal training split (a numpy array).
 """
 
 from typing import Any, Callable, NamedTuple
@@ -27,8 +32,9 @@ Metrics = dict[str, jax.Array]
 
 class Method(NamedTuple):
   init: Callable[[jax.Array, jax.Array], State]
-  train_step: Callable[[State, jax.Array, jax.Array], tuple[State, Metrics]]
+  train_step: Callable[[State, jax.Array, jax.Array], tuple[State, Metrics]] | None
   score: Callable[[State, jax.Array, jax.Array], dict[str, jax.Array]]
+  fit: Callable[[State, Any], State] | None = None
 
 
 def adam(optim_config) -> optax.GradientTransformation:

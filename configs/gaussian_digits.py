@@ -1,0 +1,33 @@
+r"""Gaussian / Mahalanobis scorer (Rippel et al. 2020) on scikit-learn's digits, anomaly_class.
+
+  python experiments/train.py --config=configs/gaussian_digits.py --workdir=/tmp/gaussian_digits
+  # On the encoder of a trained AE run (same data settings) instead of pixels:
+  python experiments/train.py --config=configs/gaussian_digits.py:/tmp/ae_digits \
+      --workdir=/tmp/gaussian_ae_digits
+
+Digit 0 is the anomaly (--config.data.class_index), the other nine are normal;
+16x16 images. Without an argument the features are the 256 raw pixels; with a
+workdir argument, every layer of that run's encoder (global-average-pooled conv
+blocks and the latent code). Mean and Ledoit-Wolf covariance of the normal
+training features, score = sum over layers of the Mahalanobis distances. No
+training steps: seconds on a 2-core CPU.
+
+Expected result: not measured yet.
+"""
+
+from ganad_jax import configs
+
+
+def get_config(arg: str | None = None):
+  config = configs.base_config()
+  config.method = "gaussian"
+  config.data.source = "digits"
+  config.data.protocol = "anomaly_class"
+  config.data.image_size = 16
+  if arg:
+    config.gaussian.features = "workdir"
+    config.gaussian.workdir = arg
+    config.gaussian.net = "encoder"
+  else:
+    config.gaussian.features = "pixels"
+  return config

@@ -1,0 +1,37 @@
+r"""VAE on scikit-learn's breast-cancer table: malignant tumours are the anomaly.
+
+  python experiments/train.py --config=configs/vae_breast_cancer.py --workdir=/tmp/vae_bc
+
+Data and protocol as configs/ae_breast_cancer.py. MLP encoder / decoder of the
+same widths as the AE (30 -> 64 -> 32 -> 2 x 8, and back), fixed-variance
+Gaussian decoder (sigma 0.1, beta 1), Adam 1e-3 (b1 0.9), batch 32, 100
+epochs. Reported: "score" (squared error of the decoded posterior mean) and
+"score_elbo" (negative ELBO from 16 samples).
+
+Expected result, seeds 0, 1, 2 (6-9 s each on a 2-core CPU): "score" AUROC
+0.959 ± 0.006, AUPRC 0.986 ± 0.003; "score_elbo" AUROC 0.958 ± 0.006 (AUPRC
+chance level 0.749).
+"""
+
+from ganad_jax import configs
+
+
+def get_config():
+  config = configs.base_config()
+  config.method = "vae"
+  config.data.source = "sklearn_tabular"
+  config.data.sklearn_name = "breast_cancer"
+  config.data.protocol = "anomaly_class"
+  config.data.class_name = "malignant"
+  config.model.nz = 8
+  config.model.mlp_widths = (64, 32)
+  config.optim.lr = 1e-3
+  config.optim.b1 = 0.9
+  config.train.batch_size = 32
+  config.train.num_epochs = 100.0
+  config.train.checkpoint_every = 400
+  config.eval.batch_size = 512
+  config.vae.beta = 1.0
+  config.vae.sigma = 0.1
+  config.vae.num_score_samples = 16
+  return config

@@ -1,0 +1,418 @@
+"""Ensembles: seeds x a hyperparameter grid, trained and scored as ONE vmapped program.
+
+  config.ensemble.seeds = (0, 1, 2)
+  config.ensemble.grid = (("ganomaly.w_con", (1.0, 10.0, 50.0, 100.0)),)
+
+Members are every (grid point, seed) pair, grid points outermost (member
+m = point * num_seeds + seed index); grid axes combine as a Cartesian product.
+`make` turns a method into its stacked version: `init`, `train_step` and
+`score` vmapped over a leading member axis of the state pytree (and of the
+keys), so `ganad_jax.train` runs an ensemble with the code of a single run:
+checkpoints hold the whole stacked state, and resume, early stopping,
+divergence checks and reports are shared.
+
+What a member is: member (point, seed k) is the single run with
+`config.seed = k` and the grid point's fields set, trained on the same data
+split. Its keys are that run's `train.root_keys(k)`, so it draws the same
+initialisation, the same batches (every member gathers its own batch from the
+one shared training array) and the same step and scoring noise. The data split
+is `config.seed`'s for every member: seeds vary the model, not the data.
+
+What can be a grid axis: a field whose values change neither the state's
+shapes nor the traced program of `train_step` / `score`, only values inside
+the state: loss weights a method reads from `state["hparams"]`, the learning
+rate (kept in the Adam state by `base.adam`), AnoGAN's search lambda and
+learning rate. Every axis is checked (`make` compares the init shapes and the
+jaxprs of both functions across its values) and anything else is refused with
+the field's name; sizes, architectures and data choices go through
+`experiments/sweep.py` (one program per setting).
+"""
+
+import difflib
+import functools
+import itertools
+import math
+import re
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ganad_jax import methods
+from ganad_jax import reporting
+from ganad_jax.methods import base
+
+# Config sections that hold what every member shares (the loop, the data, the split seed).
+NOT_VMAPPABLE = ("seed", "method", "compute_dtype", "data", "train", "eval", "ensemble", "mesh")
+TABLE_METRICS = ("auroc", "auprc", "f1_max", "pixel_auroc", "aupro")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The `ensemble` sub-config (both empty: a single run with `config.seed`).
+
+  Fields:
+    seeds: the members' seeds; () = (config.seed,) when a grid is given.
+    grid: (field, values) pairs, e.g. (("ganomaly.w_con", (1.0, 10.0)),
+      ("optim.lr", (1e-4, 2e-4))): every combination of values is a grid
+      point, trained with every seed.
+  """
+  config = ml_collections.ConfigDict()
+  config.seeds = ()
+  config.grid = ()
+  return config
+
+
+class Members(NamedTuple):
+  """Who the members of an ensemble are, in stacking order.
+
+  Attributes:
+    seeds: the seed of every member.
+    points: the grid point of every member, as ((field, value), ...).
+    num_seeds: seeds per grid point.
+    num_points: grid points (1 without a grid).
+  """
+  seeds: tuple[int, ...]
+  points: tuple[tuple[tuple[str, Any], ...], ...]
+  num_seeds: int
+  num_points: int
+
+  @property
+  def size(self) -> int:
+    return len(self.seeds)
+
+  def label(self, m: int) -> str:
+    """'seed 1, ganomaly.w_con=10.0': who member m is, for messages."""
+    return ", ".join([f"seed {self.seeds[m]}"] + [f"{k}={v}" for k, v in self.points[m]])
+
+
+def _fields(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+  names = []
+  for key, value in config.items():
+    name = f"{prefix}{key}"
+    names += _fields(value, f"{name}.") if isinstance(value, ml_collections.ConfigDict) else [name]
+  return names
+
+
+def _lookup(config: ml_collections.ConfigDict, name: str):
+  """(parent section, field) of a dotted config path, or (None, None) if absent."""
+  *sections, field = name.split(".")
+  node = config
+  for section in sections:
+    if not isinstance(node, ml_collections.ConfigDict) or section not in node:
+      return None, None
+    node = node[section]
+  if not isinstance(node, ml_collections.ConfigDict) or field not in node:
+    return None, None
+  return node, field
+
+
+def _grid_axes(config: ml_collections.ConfigDict) -> list[tuple[str, tuple]]:
+  """The validated (field, values) axes of `config.ensemble.grid`."""
+  grid = config.ensemble.grid
+  example = "e.g. (('ganomaly.w_con', (1.0, 10.0, 50.0)),)"
+  if not isinstance(grid, (tuple, list)):
+    raise ValueError(f"config.ensemble.grid must be a tuple of (field, values) pairs, {example}; "
+                     f"got {grid!r}.")
+  axes = []
+  for entry in grid:
+    if (not isinstance(entry, (tuple, list)) or len(entry) != 2 or not isinstance(entry[0], str)
+        or not isinstance(entry[1], (tuple, list)) or not entry[1]):
+      raise ValueError("config.ensemble.grid entries are (field, non-empty tuple of values) "
+                       f"pairs, {example}; got {entry!r}.")
+    name, values = entry[0], tuple(entry[1])
+    if name.split(".")[0] in NOT_VMAPPABLE:
+      raise ValueError(f"config.ensemble.grid: {name!r} cannot be a grid axis: "
+                       f"{name.split('.')[0]} settings are shared by every member of an ensemble. "
+                       "Vary them with experiments/sweep.py (seeds: config.ensemble.seeds).")
+    parent, field = _lookup(config, name)
+    if parent is None:
+      close = difflib.get_close_matches(name, _fields(config), n=3)
+      hint = f" Did you mean {', '.join(close)}?" if close else ""
+      raise ValueError(f"config.ensemble.grid: {name!r} is not a config field.{hint}")
+    if isinstance(parent[field], ml_collections.ConfigDict):
+      raise ValueError(f"config.ensemble.grid: {name!r} is a config section, not a field.")
+    if name in (a for a, _ in axes):
+      raise ValueError(f"config.ensemble.grid lists {name!r} twice.")
+    if len(set(map(repr, values))) != len(values):
+      raise ValueError(f"config.ensemble.grid: {name!r} has repeated values {values}.")
+    for value in values:
+      try:
+        ml_collections.ConfigDict({field: parent[field]})[field] = value  # Type check only.
+      except (TypeError, ValueError) as e:
+        raise ValueError(f"config.ensemble.grid: value {value!r} of {name!r} does not fit the "
+                         f"field ({type(parent[field]).__name__}): {e}") from None
+    axes.append((name, values))
+  return axes
+
+
+def plan(config: ml_collections.ConfigDict) -> Members | None:
+  """The members `config.ensemble` asks for, or None for a single run.
+
+  Raises:
+    ValueError: naming the bad seed or grid entry.
+  """
+  seeds, grid = tuple(config.ensemble.seeds), config.ensemble.grid
+  if not seeds and not grid:
+    return None
+  seeds = seeds or (int(config.seed),)
+  for seed in seeds:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+      raise ValueError(f"config.ensemble.seeds must hold non-negative ints; got {seed!r}.")
+  if len(set(seeds)) != len(seeds):
+    raise ValueError(f"config.ensemble.seeds has repeated seeds: {seeds}.")
+  axes = _grid_axes(config)
+  points = list(itertools.product(*[[(name, v) for v in values] for name, values in axes]))
+  return Members(seeds=tuple(int(s) for p in points for s in seeds),
+                 points=tuple(p for p in points for _ in seeds),
+                 num_seeds=len(seeds), num_points=len(points))
+
+
+def member_config(config: ml_collections.ConfigDict, seed: int,
+                  point=()) -> ml_collections.ConfigDict:
+  """The single-run config of a member: `seed`, the point's fields, no ensemble.
+
+  `point` is ((field, value), ...) as in `Members.points`, or a {field: value} dict.
+  """
+  single = ml_collections.ConfigDict(config.to_dict())
+  single.seed = int(seed)
+  single.ensemble.seeds, single.ensemble.grid = (), ()
+  for name, value in (point.items() if isinstance(point, dict) else point):
+    parent, field = _lookup(single, name)
+    parent[field] = value
+  return single
+
+
+def _program(fn, *args) -> tuple[str, list]:
+  """What a traced function computes: its jaxpr's text and constants.
+
+  Equations whose results are all unused (printed `_ = ...`) are left out:
+  they cannot change an output, but carry literals (optax computes -lr at init).
+  """
+  closed = jax.make_jaxpr(fn)(*args)
+  lines = [line for line in str(closed.jaxpr).splitlines() if not _DEAD.match(line)]
+  return "\n".join(lines), [np.asarray(c) for c in closed.consts]
+
+
+_DEAD = re.compile(r"^\s*(_:\S+\s*)+=")
+
+
+def _same_program(a, b) -> bool:
+  return a[0] == b[0] and len(a[1]) == len(b[1]) and all(
+      x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a[1], b[1]))
+
+
+def check_vmappable(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) -> None:
+  """Raises ValueError naming any grid field that is more than a value in the state.
+
+  For each axis, the method built at each of its values must give the state the
+  same shapes and trace to the same `train_step` and `score` programs as at its
+  first value; then one vmapped program computes every member exactly.
+  """
+  axes = _grid_axes(config)
+  base_point = [(name, values[0]) for name, values in axes]
+  key = jax.random.key(0)
+  batch = jax.ShapeDtypeStruct((2, *input_shape), jnp.float32)
+
+  def signature(point):
+    method = methods.make(member_config(config, 0, point), input_shape)
+    state = jax.eval_shape(method.init, key, batch)
+    shapes = jax.tree_util.tree_flatten_with_path(state)
+    programs = {}
+    if method.train_step is not None:
+      programs["train_step"] = _program(method.train_step, state, batch, key)
+    programs["score"] = _program(method.score, state, batch, key)
+    return shapes, programs
+
+  reference = signature(base_point)
+  for i, (name, values) in enumerate(axes):
+    for value in values[1:]:
+      point = list(base_point)
+      point[i] = (name, value)
+      (leaves, treedef), programs = signature(point)
+      ref_leaves, ref_treedef = reference[0]
+      if treedef != ref_treedef or any(
+          (a.shape, a.dtype) != (b.shape, b.dtype) for (_, a), (_, b) in zip(leaves, ref_leaves)):
+        raise ValueError(
+            f"config.ensemble.grid: {name}={value!r} changes the shapes of the state, so it "
+            "cannot be a vmapped grid axis; vary it with experiments/sweep.py.")
+      for fn, program in programs.items():
+        if not _same_program(program, reference[1][fn]):
+          raise ValueError(
+              f"config.ensemble.grid: {name}={value!r} changes the program of "
+              f"{config.method}'s {fn} (the method reads it when tracing, not from "
+              "state['hparams'] or its optimiser state), so the members cannot share one "
+              "vmapped step; vary it with experiments/sweep.py.")
+
+
+def make(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
+         members: Members) -> base.Method:
+  """The stacked method of an ensemble: every function vmapped over the member axis.
+
+  Returns:
+    A Method whose
+      init(keys (M,), batch) -> state with a leading member axis on every leaf,
+        member m initialised by its own grid point's `init` with keys[m];
+      train_step(state, batches (M, B, ...), keys (M,)) -> (state, metrics (M,));
+      score(state, batch (N, ...), keys (M,)) -> outputs (M, N, ...): every
+        member scores the same batch;
+      fit (closed-form methods): each member fitted on its own, host side.
+  """
+  check_vmappable(config, input_shape)
+  point_methods = [methods.make(member_config(config, members.seeds[g * members.num_seeds],
+                                              members.points[g * members.num_seeds]), input_shape)
+                   for g in range(members.num_points)]
+  first = point_methods[0]
+  seeds_per_point = members.num_seeds
+  init = _stacked_init(point_methods, seeds_per_point, input_shape)
+
+  # The train loop runs these per "members" shard (`sharding.over_members`).
+  train_step = None if first.train_step is None else jax.vmap(first.train_step)
+  score = jax.vmap(first.score, in_axes=(0, None, 0))
+
+  def fit(state, train_x):
+    fitted = [point_methods[m // seeds_per_point].fit(member_state(state, m), train_x)
+              for m in range(members.size)]
+    return stack(fitted)
+
+  return base.Method(init, train_step, score, fit if first.fit is not None else None)
+
+
+def _stacked_init(point_methods, seeds_per_point: int, input_shape):
+  """init(keys (M,), batch) of the stacked state, member m by its grid point's `init`.
+
+  When the grid points' inits compute the same arrays (they differ only in
+  scalars: loss weights, learning rates), one vmapped init of the first point
+  gives every member's arrays and each point contributes its scalars, whose
+  programs XLA reduces to constants; otherwise each point's init runs for its
+  members (a larger program to compile).
+  """
+  first = point_methods[0]
+
+  def per_point(fns, keys, batch):
+    """fns[g] vmapped over the keys of point g's members, concatenated in member order."""
+    parts = [jax.vmap(fn, in_axes=(0, None))(
+        keys[g * seeds_per_point:(g + 1) * seeds_per_point], batch) for g, fn in enumerate(fns)]
+    return jax.tree.map(lambda *a: jnp.concatenate(a), *parts) if len(parts) > 1 else parts[0]
+
+  if len(point_methods) == 1:
+    return lambda keys, batch: jax.vmap(first.init, in_axes=(0, None))(keys, batch)
+  key = jax.random.key(0)
+  example = jax.ShapeDtypeStruct((2, *input_shape), jnp.float32)
+  leaves, treedef = jax.tree.flatten(jax.eval_shape(first.init, key, example))
+  is_scalar = [leaf.ndim == 0 for leaf in leaves]
+
+  def part(method, scalars: bool):
+    def fn(k, batch):
+      return [leaf for leaf, s in zip(jax.tree.leaves(method.init(k, batch)), is_scalar)
+              if s == scalars]
+    return fn
+
+  reference = _program(part(first, False), key, example)
+  if not all(_same_program(_program(part(m, False), key, example), reference)
+             for m in point_methods[1:]):
+    return functools.partial(per_point, [m.init for m in point_methods])
+
+  def init(keys, batch):
+    arrays = iter(jax.vmap(part(first, False), in_axes=(0, None))(keys, batch))
+    scalars = iter(per_point([part(m, True) for m in point_methods], keys, batch))
+    return jax.tree.unflatten(treedef, [next(scalars) if s else next(arrays) for s in is_scalar])
+
+  return init
+
+
+def stack(states: list):
+  """Member states stacked along a new leading (member) axis."""
+  return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+
+
+def member_state(state, m: int):
+  """Member m's state out of a stacked one, as host (numpy) arrays."""
+  return jax.tree.map(lambda leaf: np.asarray(jax.device_get(leaf))[m], state)
+
+
+# ------------------------------------------------------------------ tables ---
+
+
+def _mean_std(values) -> dict:
+  values = np.asarray(values, np.float64)
+  return {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size),
+          "values": [float(v) for v in values]}
+
+
+def summarize(member_results: list[dict], setting: str = "") -> list[dict]:
+  """One row per (setting, grid point): mean +- std over seeds of every metric of every score.
+
+  Args:
+    member_results: per member, {"seed", "point" ({field: value}), "metrics"
+      ({score name: {metric: value}})}, in member order.
+    setting: a label of the non-vmapped settings (experiments/sweep.py), or "".
+
+  Returns:
+    Rows {"setting", "point", "seeds", "metrics": {score: {metric: mean/std/n/values}}}.
+  """
+  rows = {}
+  for result in member_results:
+    key = repr(sorted(result["point"].items()))
+    rows.setdefault(key, []).append(result)
+  table = []
+  for results in rows.values():
+    scores = results[0]["metrics"]
+    table.append({
+        "setting": setting,
+        "point": results[0]["point"],
+        "seeds": [r["seed"] for r in results],
+        "metrics": {name: {metric: _mean_std([r["metrics"][name][metric] for r in results])
+                           for metric in scores[name]
+                           if all(metric in r["metrics"][name] for r in results)
+                           and all(math.isfinite(r["metrics"][name][metric]) for r in results)}
+                    for name in scores},
+    })
+  return table
+
+
+def markdown(table: list[dict], title: str = "") -> str:
+  """The table as Markdown: a row per (setting, grid point), mean ± std over seeds.
+
+  Columns: the primary score's metrics among TABLE_METRICS, then the AUROC of
+  every alternative score.
+  """
+  if not table:
+    return ""
+  primary = [m for m in TABLE_METRICS if all(m in row["metrics"]["score"] for row in table)]
+  alternatives = sorted({name for row in table for name in row["metrics"] if name != "score"})
+  alternatives = [a for a in alternatives
+                  if all("auroc" in row["metrics"].get(a, {}) for row in table)]
+  cell = lambda s: f"{s['mean']:.4f} ± {s['std']:.4f}"
+  with_setting = any(row["setting"] for row in table)
+  header = (["setting"] if with_setting else []) + ["grid point", "seeds"] + primary + [
+      f"{a} auroc" for a in alternatives]
+  rows = []
+  for row in table:
+    point = ", ".join(f"{k}={v}" for k, v in row["point"].items()) or "-"
+    rows.append(([row["setting"] or "-"] if with_setting else []) + [
+        point, ",".join(str(s) for s in row["seeds"])] + [
+        cell(row["metrics"]["score"][m]) for m in primary] + [
+        cell(row["metrics"][a]["auroc"]) for a in alternatives])
+  text = reporting.markdown_table(header, rows)
+  return f"{title}\n\n{text}\n" if title else text + "\n"
+
+
+def results_markdown(results: dict) -> str:
+  """The report of an ensemble run: the grid table, then data, protocol and timing."""
+  info, ens = results["data"], results["ensemble"]
+  title = (f"# {results['method']} ensemble on {info['source']} ({info['protocol']}): "
+           f"{ens['members']} members, mean ± std over seeds {', '.join(map(str, ens['seeds']))}")
+  parts = [
+      markdown(results["table"], title),
+      f"- data: {info['source']}, protocol {info['protocol']}, split of seed {ens['split_seed']} "
+      "for every member, sizes " + ", ".join(f"{k} {v}" for k, v in results["sizes"].items()),
+      *[f"- {note}" for note in info.get("notes", [])],
+      f"- steps: {results['steps']}, batch {results['batch_size']} per member",
+      "- wall time: " + ", ".join(f"{k} {results['wall_time_s'][k]:.1f} s"
+                                  for k in ("train", "score", "total")),
+      f"- devices: {results['devices']}, mesh {results['mesh']}",
+      "",
+  ]
+  return "\n".join(parts)

@@ -1,0 +1,264 @@
+"""GANomaly (Akcay et al. 2018): an encoder-decoder-encoder generator and a discriminator.
+
+Generator G = encoder1 -> decoder -> encoder2: z = E1(x), x_hat = Dec(z),
+z_hat = E2(x_hat), two separate encoders. Images go through the DCGAN encoder /
+decoder of `models.dcgan`; tabular vectors through MLPs of widths
+`config.model.mlp_widths` (decoder reversed, linear output). The
+discriminator is `config.model.discriminator` for images ("dcgan", the
+reference's, or "patch", `models.patch`; BCE over all patch logits) and an MLP
+with one logit for vectors.
+
+One `train_step` is one G step then one D step, as the reference
+(samet-akcay/ganomaly), both on the networks as they were before the step:
+    G: w_adv * mean((f_D(x) - f_D(x_hat))^2)    feature matching on D's
+                                                 "penultimate" features
+     + w_con * mean|x - x_hat|
+     + w_enc * mean((z - z_hat)^2)
+    D: (BCE(D(x), 1) + BCE(D(x_hat), 0)) / 2     (the reference's factor 1/2)
+With `reinit_d_below` > 0, D's parameters are drawn afresh (with the step key)
+when the D loss of the step falls below it (the reference uses 1e-5); its
+Adam state and BatchNorm statistics are kept, as in the reference. BatchNorm
+running statistics are updated by every train-mode pass, as in PyTorch.
+
+The loss weights live in `state["hparams"]` (float32 scalars set by `init` from
+`config.ganomaly`), so that a vmapped grid can give every member its own; the
+learning rate lives in the Adam state (`base.adam`).
+
+Scoring puts every net in eval mode (the reference leaves BatchNorm in train
+mode at test, which lets test images influence each other). Outputs: "score"
+= mean((z - z_hat)^2) over latent dims (the paper's score, raw, no min-max),
+"score_recon" = mean|x - x_hat|, "recon" = x_hat and, for images, "map" =
+|x - x_hat| averaged over channels (the reference has no map).
+"""
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from ganad_jax import losses
+from ganad_jax.methods import base
+from ganad_jax.models import dcgan
+from ganad_jax.models import mlp
+from ganad_jax.models import patch
+
+FEATURE_LAYER = "penultimate"  # The references' f_D: D without its last conv.
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The `ganomaly` sub-config.
+
+  Fields:
+    w_adv: weight of the feature-matching (adversarial) generator loss.
+    w_con: weight of the contextual L1 loss mean|x - x_hat|.
+    w_enc: weight of the latent loss mean((z - z_hat)^2).
+    reinit_d_below: re-initialise D when its loss is below this (0 disables).
+  """
+  config = ml_collections.ConfigDict()
+  config.w_adv = 1.0
+  config.w_con = 50.0
+  config.w_enc = 1.0
+  config.reinit_d_below = 1e-5
+  return config
+
+
+# --- Helpers shared with Skip-GANomaly. -------------------------------------
+
+
+def check_weights(section: ml_collections.ConfigDict, prefix: str, names) -> None:
+  """ValueError naming the field unless every `names` weight is finite and >= 0."""
+  for name in names:
+    value = float(section[name])
+    if not math.isfinite(value) or value < 0.0:
+      raise ValueError(f"{prefix}.{name}={section[name]!r} must be a finite number >= 0.")
+
+
+def hparams(section: ml_collections.ConfigDict, names) -> dict[str, jax.Array]:
+  """`state["hparams"]`: float32 scalars from the config, vmappable per grid member."""
+  return {name: jnp.asarray(section[name], jnp.float32) for name in names}
+
+
+def image_discriminator(config, dtype) -> nn.Module:
+  return patch.make_discriminator(config.model.discriminator, config.model.base_features,
+                                  config.model.patch_layers, dtype)
+
+
+def apply(module: nn.Module, params, batch_stats, x, train: bool):
+  """(module output, batch stats): the updated stats in train mode, else the given ones."""
+  variables = {"params": params, "batch_stats": batch_stats}
+  if train:
+    out, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
+    return out, updates.get("batch_stats", batch_stats)
+  return module.apply(variables, x, train=False), batch_stats
+
+
+def discriminate(module: nn.Module, params, batch_stats, x, train: bool):
+  """(logits (N, P), f_D features (N, ...) float32, batch stats); P = 1 for DCGAN and MLP."""
+  (logits, features), batch_stats = apply(module, params, batch_stats, x, train)
+  feature = features[FEATURE_LAYER].astype(jnp.float32)  # Losses in float32 under bfloat16.
+  return logits.reshape(x.shape[0], -1), feature, batch_stats
+
+
+def d_bce(real_logits, fake_logits):
+  """(BCE(real, 1), BCE(fake, 0), mean D(real), mean D(fake)) over all patches."""
+  return (losses.bce_with_logits(real_logits, 1.0), losses.bce_with_logits(fake_logits, 0.0),
+          jax.nn.sigmoid(real_logits).mean(), jax.nn.sigmoid(fake_logits).mean())
+
+
+def maybe_reinit(d_params, d_loss, threshold: float, init_fn, key):
+  """(params, reinitialised as float32): `init_fn(key)` where `d_loss < threshold`.
+
+  `lax.cond` skips the init when not needed; under vmap it becomes a select,
+  so each grid member re-initialises on its own loss.
+  """
+  reinit = d_loss < threshold
+  params = jax.lax.cond(reinit, lambda: init_fn(key), lambda: d_params)
+  return params, reinit.astype(jnp.float32)
+
+
+# --- GANomaly. ---------------------------------------------------------------
+
+
+class Generator(nn.Module):
+  """x -> (x_hat, z, z_hat): encoder1 -> decoder -> encoder2.
+
+  Attributes:
+    input_shape: (H, W, C) images (DCGAN nets) or (F,) vectors (MLPs).
+    nz: latent size.
+    base_features: channels of the DCGAN nets' first conv.
+    mlp_widths: hidden widths of the tabular encoders (the decoder reverses them).
+    dtype: computation dtype.
+  """
+  input_shape: tuple[int, ...]
+  nz: int
+  base_features: int
+  mlp_widths: tuple[int, ...]
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    if len(self.input_shape) == 3:
+      size, _, channels = self.input_shape
+      self.encoder1 = dcgan.Encoder(self.nz, self.base_features, self.dtype)
+      self.decoder = dcgan.Decoder(size, channels, self.base_features, self.dtype)
+      self.encoder2 = dcgan.Encoder(self.nz, self.base_features, self.dtype)
+    else:
+      self.encoder1 = mlp.MLP(self.mlp_widths, self.nz, dtype=self.dtype)
+      self.decoder = mlp.MLP(self.mlp_widths[::-1], self.input_shape[0], dtype=self.dtype)
+      self.encoder2 = mlp.MLP(self.mlp_widths, self.nz, dtype=self.dtype)
+
+  def __call__(self, x, train: bool = True):
+    z, _ = self.encoder1(x, train)
+    x_hat = self.decoder(z, train)
+    x_hat = x_hat[0] if isinstance(x_hat, tuple) else x_hat  # The MLP returns (out, features).
+    z_hat, _ = self.encoder2(x_hat, train)
+    return x_hat, z, z_hat
+
+
+class Networks:
+  """GANomaly's generator and discriminator for one input shape."""
+
+  def __init__(self, config, input_shape: tuple[int, ...]):
+    dtype = jnp.dtype(config.compute_dtype)
+    self.is_image = len(input_shape) == 3
+    if self.is_image:
+      if input_shape[0] != input_shape[1]:
+        raise ValueError(f"GANomaly's DCGAN nets need square images; got {input_shape}.")
+      self.discriminator = image_discriminator(config, dtype)
+    elif len(input_shape) == 1:
+      if config.model.discriminator != "dcgan":
+        raise ValueError(f"config.model.discriminator={config.model.discriminator!r} is for "
+                         f"images; vectors of shape {input_shape} use an MLP discriminator "
+                         "(leave it 'dcgan').")
+      self.discriminator = mlp.MLP(tuple(config.model.mlp_widths), 1, dtype=dtype)
+    else:
+      raise ValueError(f"GANomaly takes images (H, W, C) or vectors (F,); got {input_shape}.")
+    self.generator = Generator(tuple(input_shape), int(config.model.nz),
+                               int(config.model.base_features),
+                               tuple(config.model.mlp_widths), dtype)
+
+  def init_d(self, key, batch):
+    """Fresh D variables (the shapes do not depend on the batch size)."""
+    return self.discriminator.init(key, batch[:1], train=False)
+
+
+WEIGHTS = ("w_adv", "w_con", "w_enc")
+
+
+def make(config, input_shape: tuple[int, ...]) -> base.Method:
+  """Builds GANomaly for inputs of shape `input_shape` (no batch axis)."""
+  check_weights(config.ganomaly, "config.ganomaly", WEIGHTS + ("reinit_d_below",))
+  nets = Networks(config, tuple(input_shape))
+  tx = base.adam(config.optim)
+  reinit_below = float(config.ganomaly.reinit_d_below)
+
+  def init(key, batch):
+    g_key, d_key = jax.random.split(key)
+    g_vars = nets.generator.init(g_key, batch, train=False)
+    d_vars = nets.init_d(d_key, batch)
+    params = {"g": g_vars["params"], "d": d_vars["params"]}
+    return {"step": jnp.zeros((), jnp.int32), "params": params,
+            "batch_stats": {"g": g_vars.get("batch_stats", {}),
+                            "d": d_vars.get("batch_stats", {})},
+            "opt_state": {"g": tx.init(params["g"]), "d": tx.init(params["d"])},
+            "hparams": hparams(config.ganomaly, WEIGHTS)}
+
+  def train_step(state, batch, key):
+    params, stats, hp = state["params"], state["batch_stats"], state["hparams"]
+    # D(x)'s features are the feature-matching target: constant for G.
+    _, real_feat, d_stats = discriminate(nets.discriminator, params["d"], stats["d"], batch, True)
+    real_feat = jax.lax.stop_gradient(real_feat)
+
+    def g_loss_fn(g_params):
+      (fake, z, z_hat), g_stats = apply(nets.generator, g_params, stats["g"], batch, True)
+      _, fake_feat, new_d_stats = discriminate(nets.discriminator, params["d"], d_stats, fake,
+                                               True)
+      adv = jnp.mean(jnp.square(real_feat - fake_feat))
+      con = jnp.mean(jnp.abs(batch - fake))
+      enc = jnp.mean(jnp.square(z - z_hat))
+      loss = hp["w_adv"] * adv + hp["w_con"] * con + hp["w_enc"] * enc
+      return loss, (fake, g_stats, new_d_stats, adv, con, enc)
+
+    (g_loss, (fake, g_stats, d_stats, adv, con, enc)), g_grads = jax.value_and_grad(
+        g_loss_fn, has_aux=True)(params["g"])
+    g_updates, g_opt = tx.update(g_grads, state["opt_state"]["g"], params["g"])
+    g_params = optax.apply_updates(params["g"], g_updates)
+    fake = jax.lax.stop_gradient(fake)  # The reference's D sees the pre-update G(x).
+
+    def d_loss_fn(d_params):
+      real_logits, _, new_stats = discriminate(nets.discriminator, d_params, d_stats, batch, True)
+      fake_logits, _, new_stats = discriminate(nets.discriminator, d_params, new_stats, fake,
+                                               True)
+      real, fake_loss, d_real, d_fake = d_bce(real_logits, fake_logits)
+      return 0.5 * (real + fake_loss), (new_stats, d_real, d_fake)
+
+    (d_loss, (d_stats, d_real, d_fake)), d_grads = jax.value_and_grad(
+        d_loss_fn, has_aux=True)(params["d"])
+    d_updates, d_opt = tx.update(d_grads, state["opt_state"]["d"], params["d"])
+    d_params = optax.apply_updates(params["d"], d_updates)
+    metrics = {"loss": g_loss + d_loss, "g_loss": g_loss, "d_loss": d_loss, "g_adv": adv,
+               "g_con": con, "g_enc": enc, "d_real": d_real, "d_fake": d_fake}
+    if reinit_below > 0.0:
+      d_params, metrics["d_reinit"] = maybe_reinit(
+          d_params, d_loss, reinit_below, lambda k: nets.init_d(k, batch)["params"], key)
+
+    new_state = {"step": state["step"] + 1, "params": {"g": g_params, "d": d_params},
+                 "batch_stats": {"g": g_stats, "d": d_stats},
+                 "opt_state": {"g": g_opt, "d": d_opt}, "hparams": hp}
+    return new_state, metrics
+
+  def score(state, batch, key):
+    del key  # Deterministic.
+    (x_hat, z, z_hat), _ = apply(nets.generator, state["params"]["g"],
+                                 state["batch_stats"]["g"], batch, False)
+    residual = jnp.abs(batch - x_hat)
+    outputs = {"score": jnp.mean(jnp.square(z - z_hat), axis=1),
+               "score_recon": losses.per_sample_mean(residual), "recon": x_hat}
+    if nets.is_image:
+      outputs["map"] = residual.mean(axis=-1)
+    return outputs
+
+  return base.Method(init, train_step, score)

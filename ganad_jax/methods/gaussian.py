@@ -1,0 +1,367 @@
+"""Gaussian / Mahalanobis scorer on features (Rippel et al. 2020): fitted in closed form.
+
+For every chosen layer, the features of the normal training split get a mean
+and a Ledoit-Wolf shrunk covariance (`sklearn.covariance.LedoitWolf`, fitted in
+float64 on the host by `fit`; the method has no `train_step`). The score of x
+is the sum over layers of its Mahalanobis distance to the layer's Gaussian
+(`squared` False, as Rippel et al.) or of the squared distances (`squared`
+True: each layer then contributes ~ its dimension for normal data). With
+several layers, each layer's term is also returned as "score_<layer>".
+
+Feature sources (`features`):
+  "pixels": the flattened inputs, one layer "pixels" (tabular data, small images).
+  "workdir": a net of the trained ganad_jax run in `workdir`, restored from its
+    newest good checkpoint and run in eval mode: `net` "encoder" (ae, ssim_ae,
+    egbad, vae) or "discriminator" (anogan, egbad; EGBAD's sees (x, E(x))).
+  "flax_file": any flax.linen module `module` ("package.module:Class"), built
+    with the JSON object `module_kwargs` and called as
+    `module.apply(variables, x, **call_kwargs)`, its variables read from the
+    msgpack file `weights` (`flax.serialization.to_bytes` of the variables dict
+    or of the params alone).
+
+Layers: a net's output is the layer "output"; nets that return
+(output, features dict), like ours, or a dict also offer the dict's names; a
+flax_file module's other layers are its submodules' outputs by path ("Dense_0",
+"Block_0/Conv_1", via `capture_intermediates`). `layers` () takes every layer
+the net returns, counting an array returned under two names once (our nets'
+"penultimate" is also their last "block<i>"). Conv maps (N, H, W, C) are global
+average pooled (`pool` 'mean') or flattened ('flatten'); others are flattened.
+
+State: "net" (the feature net's variables, so a checkpoint is self-contained),
+"stats" {"layer<i>": {"mean": (D,), "whitening": (D, D)}} with
+whitening @ whitening.T = the precision matrix, so that the squared distance
+|(f - mean) @ whitening|^2 is >= 0 in any float precision, and "fitted" (1
+after `fit`; before it every score is NaN, so an unfitted state cannot pass
+for a model).
+"""
+
+import importlib
+import json
+import os
+import re
+
+import flax
+import flax.linen as nn
+from flax import traverse_util
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from sklearn import covariance
+
+from ganad_jax.methods import anogan
+from ganad_jax.methods import base
+from ganad_jax.methods import egbad
+from ganad_jax.methods import vae
+from ganad_jax.models import dcgan
+from ganad_jax.models import mlp
+
+FEATURES = ("pixels", "workdir", "flax_file")
+POOLS = ("mean", "flatten")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The `gaussian` sub-config.
+
+  Fields:
+    features: 'pixels' | 'workdir' | 'flax_file' (see the module docstring).
+    workdir: features 'workdir': the trained ganad_jax run.
+    net: features 'workdir': 'encoder' or 'discriminator'.
+    module: features 'flax_file': "package.module:Class" of a flax.linen module.
+    module_kwargs: features 'flax_file': JSON object of the constructor's arguments.
+    call_kwargs: features 'flax_file': JSON object of extra `__call__` arguments.
+    weights: features 'flax_file': msgpack file of the module's variables.
+    layers: layer names; () = every layer the net returns.
+    pool: 'mean' (global average) | 'flatten' for conv maps (N, H, W, C).
+    squared: sum squared Mahalanobis distances instead of distances.
+    max_features: refuse a layer wider than this (its covariance is D x D).
+  """
+  config = ml_collections.ConfigDict()
+  config.features = "pixels"
+  config.workdir = ""
+  config.net = "encoder"
+  config.module = ""
+  config.module_kwargs = "{}"
+  config.call_kwargs = "{}"
+  config.weights = ""
+  config.layers = ()
+  config.pool = "mean"
+  config.squared = False
+  config.max_features = 4096
+  return config
+
+
+def _outputs_as_layers(out) -> dict:
+  """A net's output as named layers: (output, features dict), a dict, or an array."""
+  if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict):
+    return {**out[1], "output": out[0]}
+  if isinstance(out, dict):
+    return dict(out)
+  return {"output": out}
+
+
+# Feature nets of trained runs: method -> (config, input_shape) -> {net name:
+# (select(state) -> variables, apply(variables, x) -> net output)}.
+
+def _ae_nets(config, input_shape):
+  dtype = jnp.dtype(config.compute_dtype)
+  if len(input_shape) == 3:
+    encoder = dcgan.Encoder(int(config.model.nz), int(config.model.base_features), dtype)
+  else:
+    encoder = mlp.MLP(tuple(config.model.mlp_widths), int(config.model.nz), dtype=dtype)
+
+  def select(state):
+    return {"params": state["params"]["encoder"],
+            "batch_stats": state["batch_stats"].get("encoder", {})}
+
+  return {"encoder": (select, lambda v, x: encoder.apply(v, x, train=False))}
+
+
+def _anogan_nets(config, input_shape):
+  nets = anogan.Networks(config, tuple(input_shape))
+
+  def select(state):
+    return {"params": state["params"]["d"], "batch_stats": state["batch_stats"]["d"]}
+
+  return {"discriminator": (select, lambda v, x: nets.discriminator.apply(v, x, train=False))}
+
+
+FEATURE_NETS = {"ae": _ae_nets, "ssim_ae": _ae_nets, "anogan": _anogan_nets,
+                "egbad": egbad.feature_nets, "vae": vae.feature_nets}
+
+
+def _workdir_source(cfg, input_shape):
+  """(variables, layers_fn, None) of `cfg.net` of the trained run `cfg.workdir`."""
+  from ganad_jax import train  # pylint: disable=g-import-not-at-top  # train imports this module.
+  if not cfg.workdir:
+    raise ValueError("gaussian.features='workdir' needs gaussian.workdir (a trained run).")
+  try:
+    source = train.load_config(cfg.workdir)
+  except FileNotFoundError as e:
+    raise ValueError(f"gaussian.workdir={cfg.workdir!r}: {e}") from None
+  if source.method not in FEATURE_NETS:
+    raise ValueError(f"gaussian.workdir={cfg.workdir!r} is a {source.method!r} run, which has "
+                     "no feature nets for the Gaussian scorer; runs of "
+                     f"{', '.join(sorted(FEATURE_NETS))} have.")
+  nets = FEATURE_NETS[source.method](source, tuple(input_shape))
+  if cfg.net not in nets:
+    raise ValueError(f"gaussian.net={cfg.net!r}: a {source.method!r} run has no such net; "
+                     f"it has: {', '.join(sorted(nets))}.")
+  select, apply = nets[cfg.net]
+  try:
+    _, state, _, _ = train.restore_trained(cfg.workdir, source, tuple(input_shape))
+  except FileNotFoundError as e:
+    raise ValueError(f"gaussian.workdir={cfg.workdir!r}: {e}") from None
+  variables = jax.device_get(select(state))
+  return variables, lambda v, x: _outputs_as_layers(apply(v, x)), None
+
+
+def _json_object(text: str, field: str) -> dict:
+  try:
+    value = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{field}={text!r} is not valid JSON: {e}.") from None
+  if not isinstance(value, dict):
+    raise ValueError(f"{field} must be a JSON object ({{...}}); got {text!r}.")
+  return value
+
+
+def _flax_module(cfg) -> nn.Module:
+  spec = cfg.module
+  module_name, sep, class_name = spec.partition(":")
+  if not (sep and module_name and class_name):
+    raise ValueError(f"gaussian.module={spec!r} must be 'package.module:Class'.")
+  try:
+    py_module = importlib.import_module(module_name)
+  except ImportError as e:
+    raise ValueError(f"gaussian.module={spec!r}: cannot import {module_name!r} ({e}).") from None
+  cls = getattr(py_module, class_name, None)
+  if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+    raise ValueError(f"gaussian.module={spec!r}: {module_name} has no flax.linen.Module class "
+                     f"{class_name!r}.")
+  kwargs = _json_object(cfg.module_kwargs, "gaussian.module_kwargs")
+  try:
+    return cls(**kwargs)
+  except TypeError as e:
+    raise ValueError(f"gaussian.module_kwargs={cfg.module_kwargs!r} do not fit {spec}: {e}.") \
+        from None
+
+
+def _check_variables(restored, target, path: str):
+  """Raises ValueError unless `restored` has exactly the paths and shapes of `target`."""
+  have = {"/".join(k): np.shape(v) for k, v in traverse_util.flatten_dict(restored).items()}
+  want = {"/".join(k): tuple(v.shape) for k, v in traverse_util.flatten_dict(target).items()}
+  problems = [f"missing {k} {s}" for k, s in want.items() if k not in have]
+  problems += [f"unexpected {k}" for k in have if k not in want]
+  problems += [f"{k} has shape {have[k]}, the module needs {s}"
+               for k, s in want.items() if k in have and tuple(have[k]) != s]
+  if problems:
+    shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
+                                       else "")
+    raise ValueError(f"gaussian.weights={path!r} does not match gaussian.module: {shown}.")
+
+
+def _flax_file_source(cfg, input_shape):
+  """(variables, layers_fn, capture_fn) of a flax.linen module with weights from a msgpack file."""
+  module = _flax_module(cfg)
+  call_kwargs = _json_object(cfg.call_kwargs, "gaussian.call_kwargs")
+  if not cfg.weights or not os.path.isfile(cfg.weights):
+    raise ValueError(f"gaussian.weights={cfg.weights!r} is not a file (a msgpack file written "
+                     "with flax.serialization.to_bytes).")
+  with open(cfg.weights, "rb") as f:
+    try:
+      restored = flax.serialization.msgpack_restore(f.read())
+    except Exception as e:  # pylint: disable=broad-except  # msgpack raises several types.
+      raise ValueError(f"gaussian.weights={cfg.weights!r} is not a flax msgpack file: "
+                       f"{type(e).__name__}: {e}.") from None
+  example = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
+  target = jax.eval_shape(lambda: module.init(jax.random.key(0), example, **call_kwargs))
+  if not isinstance(restored, dict):
+    raise ValueError(f"gaussian.weights={cfg.weights!r} does not hold a dict of variables.")
+  if "params" in target and "params" not in restored:
+    restored = {"params": restored}  # A file of the params alone.
+  _check_variables(restored, target, cfg.weights)
+  variables = jax.tree_util.tree_map(np.asarray, restored)
+
+  def layers_fn(v, x):
+    return _outputs_as_layers(module.apply(v, x, **call_kwargs))
+
+  def capture_fn(v, x):
+    out, state = module.apply(v, x, capture_intermediates=True, mutable=["intermediates"],
+                              **call_kwargs)
+    layers = _outputs_as_layers(out)
+    for path, value in traverse_util.flatten_dict(state.get("intermediates", {})).items():
+      name = "/".join(path[:-1])  # The last part is the method, "__call__".
+      value = value[0] if isinstance(value, tuple) and len(value) == 1 else value
+      if name and name not in layers and isinstance(value, jax.Array):
+        layers[name] = value
+    return layers
+
+  return variables, layers_fn, capture_fn
+
+
+def _pixels_source():
+  return {}, lambda v, x: {"pixels": x.reshape(x.shape[0], -1)}, None
+
+
+def _pool(a, pool: str):
+  a = a.astype(jnp.float32)
+  if a.ndim == 4 and pool == "mean":
+    return a.mean(axis=(1, 2))
+  return a.reshape(a.shape[0], -1)
+
+
+def _distinct_names(layers: dict) -> list[str]:
+  """Names of `layers`, an array returned under several names counted once (call in a trace)."""
+  names, seen = [], []
+  for name, value in layers.items():
+    if not any(value is s for s in seen):
+      names.append(name)
+      seen.append(value)
+  return names
+
+
+def make(config, input_shape: tuple[int, ...]) -> base.Method:
+  """Builds the Gaussian scorer for inputs of shape `input_shape` (no batch axis)."""
+  cfg = config.gaussian
+  input_shape = tuple(input_shape)
+  if cfg.features not in FEATURES:
+    raise ValueError(f"gaussian.features must be one of {FEATURES}; got {cfg.features!r}.")
+  if cfg.pool not in POOLS:
+    raise ValueError(f"gaussian.pool must be one of {POOLS}; got {cfg.pool!r}.")
+  if cfg.features == "pixels":
+    variables, layers_fn, capture_fn = _pixels_source()
+  elif cfg.features == "workdir":
+    variables, layers_fn, capture_fn = _workdir_source(cfg, input_shape)
+  else:
+    variables, layers_fn, capture_fn = _flax_file_source(cfg, input_shape)
+
+  # Resolve the layer names and sizes once, from shapes only.
+  example = jax.ShapeDtypeStruct((2,) + input_shape, jnp.float32)
+  found = {}
+
+  def discover(fn):
+    def run(v, x):
+      layers = fn(v, x)
+      found["names"], found["distinct"] = list(layers), _distinct_names(layers)
+      return {k: _pool(a, cfg.pool) for k, a in layers.items()}
+    return jax.eval_shape(run, variables, example)
+
+  shapes = discover(layers_fn)
+  names = tuple(cfg.layers) or tuple(found["distinct"])
+  if any(n not in shapes for n in names) and capture_fn is not None:
+    layers_fn = capture_fn
+    shapes = discover(layers_fn)
+  unknown = [n for n in names if n not in shapes]
+  if unknown:
+    raise ValueError(f"Unknown layer(s) {', '.join(map(repr, unknown))} in gaussian.layers; "
+                     f"the {cfg.features!r} features have: {', '.join(found['names'])}.")
+  if not names:
+    raise ValueError("gaussian.layers: the feature net returns no layers.")
+  dims = [int(shapes[n].shape[1]) for n in names]
+  for name, dim in zip(names, dims):
+    if dim > cfg.max_features:
+      raise ValueError(f"Layer {name!r} has {dim} features, more than gaussian.max_features="
+                       f"{cfg.max_features} (its covariance is {dim} x {dim}); choose a smaller "
+                       "layer (gaussian.layers), pool it (gaussian.pool='mean') or raise the "
+                       "limit.")
+  squared = bool(cfg.squared)
+  score_names = [f"score_{re.sub(r'[^A-Za-z0-9_]+', '_', n)}" for n in names]
+
+  def features(v, x):
+    """The chosen layers' features, (N, D_i) float32 each."""
+    layers = layers_fn(v, x.astype(jnp.float32))
+    return [_pool(layers[n], cfg.pool) for n in names]
+
+  def init(key, batch):
+    del key, batch  # Nothing random; the sizes are known.
+    return {"step": jnp.zeros((), jnp.int32),
+            "net": jax.tree_util.tree_map(jnp.asarray, variables),
+            "stats": {f"layer{i}": {"mean": jnp.zeros((d,), jnp.float32),
+                                    "whitening": jnp.eye(d, dtype=jnp.float32)}
+                      for i, d in enumerate(dims)},
+            "fitted": jnp.zeros((), jnp.float32)}
+
+  def fit(state, train_x):
+    train_x = np.asarray(train_x, np.float32)
+    if train_x.shape[1:] != input_shape:
+      raise ValueError(f"fit: training inputs of shape {train_x.shape[1:]}, the scorer was "
+                       f"built for {input_shape}.")
+    if len(train_x) < 2:
+      raise ValueError(f"fit: a covariance needs >= 2 training samples; got {len(train_x)}.")
+    extract = jax.jit(features)
+    batch_size = min(int(config.eval.batch_size), len(train_x))
+    chunks = []
+    for start in range(0, len(train_x), batch_size):
+      batch = train_x[start:start + batch_size]
+      n = len(batch)
+      if n < batch_size:  # Padded: one compilation serves every batch.
+        batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
+      chunks.append([np.asarray(f)[:n] for f in extract(state["net"], batch)])
+    stats = {}
+    for i, name in enumerate(names):
+      feats = np.concatenate([c[i] for c in chunks]).astype(np.float64)
+      if not np.all(np.isfinite(feats)):
+        raise ValueError(f"fit: layer {name!r} has non-finite features on the training data.")
+      estimator = covariance.LedoitWolf().fit(feats)
+      eigvals, eigvecs = np.linalg.eigh(estimator.precision_)
+      stats[f"layer{i}"] = {
+          "mean": jnp.asarray(estimator.location_, jnp.float32),
+          "whitening": jnp.asarray(eigvecs * np.sqrt(np.clip(eigvals, 0.0, None)), jnp.float32)}
+    return dict(state, stats=stats, fitted=jnp.ones((), jnp.float32))
+
+  def score(state, batch, key):
+    del key
+    terms = []
+    for i, f in enumerate(features(state["net"], batch)):
+      s = state["stats"][f"layer{i}"]
+      white = jnp.matmul(f - s["mean"], s["whitening"], precision=jax.lax.Precision.HIGHEST)
+      d2 = jnp.sum(jnp.square(white), axis=1)
+      terms.append(d2 if squared else jnp.sqrt(d2))
+    total = jnp.where(state["fitted"] > 0, sum(terms), jnp.nan)
+    outputs = {"score": total}
+    if len(terms) > 1:
+      outputs.update(zip(score_names, terms))
+    return outputs
+
+  return base.Method(init, None, score, fit)

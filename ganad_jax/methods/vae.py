@@ -1,0 +1,205 @@
+"""Variational autoencoder baseline (Kingma & Welling 2014) with a fixed-variance Gaussian decoder.
+
+Images go through the DCGAN encoder (to 2 * nz: posterior mean and log
+variance) and decoder (the mean of p(x|z), tanh, in [-1, 1]); tabular vectors
+through MLPs (`config.model.mlp_widths`, linear output). The decoder's variance
+is fixed to sigma^2 (`sigma`), so with D input dimensions
+
+    -log p(x|z) = sum (x - mean(z))^2 / (2 sigma^2) + D/2 log(2 pi sigma^2),
+
+and training minimises, per sample and averaged over the batch,
+
+    loss = sum (x - mean(z))^2 / (2 sigma^2) + beta * KL(q(z|x) || N(0, I)),
+
+one reparameterised z per sample (the constant dropped).
+
+Scores (eval mode, BatchNorm with running statistics):
+  "score": reconstruction error of the decoded posterior mean, mean over
+    pixels / features of (x - mean(mu(x)))^2 (deterministic; as AE-L2's score);
+  "score_elbo": the negative ELBO (beta = 1, the bound itself) without the
+    constant D/2 log(2 pi sigma^2), so >= 0: the mean over `num_score_samples`
+    draws z ~ q(z|x) of the reconstruction term, plus the closed-form KL. Each
+    sample's draws come from `fold_in(key, content_hash(x_i))`, so a score does
+    not depend on the rest of the batch.
+  "map": the per-pixel squared residual of "score" (images), "recon": mean(mu(x)).
+
+`beta` and `sigma` live in `state["hparams"]` (vmappable).
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from ganad_jax import latent_search
+from ganad_jax import losses
+from ganad_jax.methods import base
+from ganad_jax.models import dcgan
+from ganad_jax.models import mlp
+
+# Bounds of the posterior log variance: keeps exp() finite early in training.
+_LOGVAR_RANGE = (-20.0, 20.0)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The `vae` sub-config.
+
+  Fields:
+    beta: weight of the KL term in the training loss (1 = the ELBO).
+    sigma: standard deviation of the Gaussian decoder, fixed. Images are in
+      [-1, 1]; 0.1 keeps the reconstruction term from being swamped by the KL
+      (a large sigma lets the posterior collapse to the prior).
+    num_score_samples: draws of z per sample for "score_elbo".
+  """
+  config = ml_collections.ConfigDict()
+  config.beta = 1.0
+  config.sigma = 0.1
+  config.num_score_samples = 16
+  return config
+
+
+class VAE(nn.Module):
+  """Encoder x -> (mu, logvar) and decoder z -> mean of p(x|z)."""
+  input_shape: tuple[int, ...]
+  nz: int
+  base_features: int
+  mlp_widths: tuple[int, ...]
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    if len(self.input_shape) == 3:
+      size, _, channels = self.input_shape
+      self.encoder = dcgan.Encoder(2 * self.nz, self.base_features, self.dtype)
+      self.decoder = dcgan.Decoder(size, channels, self.base_features, self.dtype)
+    else:
+      self.encoder = mlp.MLP(self.mlp_widths, 2 * self.nz, dtype=self.dtype)
+      self.decoder = mlp.MLP(self.mlp_widths[::-1], self.input_shape[0], dtype=self.dtype)
+
+  def encode(self, x, train: bool = True):
+    """(mu, logvar, encoder features)."""
+    h, feats = self.encoder(x, train)
+    mu, logvar = jnp.split(h, 2, axis=-1)
+    return mu, jnp.clip(logvar, *_LOGVAR_RANGE), feats
+
+  def decode(self, z, train: bool = True):
+    out = self.decoder(z, train)
+    return out[0] if isinstance(out, tuple) else out
+
+  def __call__(self, x, eps, train: bool = True):
+    mu, logvar, _ = self.encode(x, train)
+    return self.decode(mu + jnp.exp(0.5 * logvar) * eps, train), mu, logvar
+
+
+def kl_divergence(mu, logvar):
+  """KL(N(mu, exp(logvar)) || N(0, I)) per sample: (N, nz) -> (N,)."""
+  return 0.5 * jnp.sum(jnp.square(mu) + jnp.exp(logvar) - 1.0 - logvar, axis=-1)
+
+
+def _sse(x, y):
+  return jnp.square(x - y).reshape(x.shape[0], -1).sum(axis=1)
+
+
+def _check_shape(input_shape):
+  if len(input_shape) == 3:
+    if input_shape[0] != input_shape[1]:
+      raise ValueError(f"The VAE's DCGAN nets need square images; got {input_shape}.")
+  elif len(input_shape) != 1:
+    raise ValueError(f"The VAE takes images (H, W, C) or vectors (F,); got {input_shape}.")
+
+
+def _net(config, input_shape):
+  return VAE(tuple(input_shape), int(config.model.nz), int(config.model.base_features),
+             tuple(config.model.mlp_widths), jnp.dtype(config.compute_dtype))
+
+
+def feature_nets(config, input_shape: tuple[int, ...]):
+  """{"encoder": (select(state) -> variables, apply(variables, x) -> (mu, features))}.
+
+  The eval-mode encoder of a trained VAE state, for the Gaussian scorer.
+  """
+  _check_shape(input_shape)
+  net = _net(config, input_shape)
+
+  def select(state):
+    return {"params": state["params"], "batch_stats": state["batch_stats"]}
+
+  def apply(variables, x):
+    mu, _, feats = net.apply(variables, x, train=False, method=VAE.encode)
+    return mu, feats
+
+  return {"encoder": (select, apply)}
+
+
+def make(config, input_shape: tuple[int, ...]) -> base.Method:
+  """Builds the VAE for inputs of shape `input_shape` (no batch axis)."""
+  cfg = config.vae
+  if cfg.sigma <= 0.0:
+    raise ValueError(f"vae.sigma must be > 0; got {cfg.sigma}.")
+  if cfg.beta < 0.0:
+    raise ValueError(f"vae.beta must be >= 0; got {cfg.beta}.")
+  if cfg.num_score_samples < 1:
+    raise ValueError(f"vae.num_score_samples must be >= 1; got {cfg.num_score_samples}.")
+  _check_shape(input_shape)
+  is_image = len(input_shape) == 3
+  net = _net(config, input_shape)
+  nz, num_samples = int(config.model.nz), int(cfg.num_score_samples)
+  tx = base.adam(config.optim)
+
+  def init(key, batch):
+    eps = jnp.zeros((batch.shape[0], nz), jnp.float32)
+    variables = net.init(key, batch, eps, train=False)
+    params = variables["params"]
+    return {"step": jnp.zeros((), jnp.int32), "params": params,
+            "batch_stats": variables.get("batch_stats", {}),
+            "opt_state": tx.init(params),
+            "hparams": {"beta": jnp.asarray(cfg.beta, jnp.float32),
+                        "sigma": jnp.asarray(cfg.sigma, jnp.float32)}}
+
+  def train_step(state, batch, key):
+    hp = state["hparams"]
+    eps = jax.random.normal(key, (batch.shape[0], nz), jnp.float32)
+
+    def loss_fn(params):
+      (recon, mu, logvar), updates = net.apply(
+          {"params": params, "batch_stats": state["batch_stats"]}, batch, eps, train=True,
+          mutable=["batch_stats"])
+      rec = _sse(batch, recon) / (2.0 * jnp.square(hp["sigma"]))
+      kl = kl_divergence(mu, logvar)
+      return jnp.mean(rec + hp["beta"] * kl), (updates, rec.mean(), kl.mean())
+
+    (loss_value, (updates, rec, kl)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state["params"])
+    param_updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    new_state = dict(state, step=state["step"] + 1,
+                     params=optax.apply_updates(state["params"], param_updates),
+                     batch_stats=updates.get("batch_stats", state["batch_stats"]),
+                     opt_state=opt_state)
+    return new_state, {"loss": loss_value, "recon": rec, "kl": kl}
+
+  def score(state, batch, key):
+    variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
+    x = batch.astype(jnp.float32)
+    mu, logvar, _ = net.apply(variables, x, train=False, method=VAE.encode)
+    recon = net.apply(variables, mu, train=False, method=VAE.decode)
+
+    # Negative ELBO: per-sample draws keyed by content; one decoder pass per
+    # draw (lax.map), so memory stays that of one batch.
+    keys = latent_search.sample_keys(key, x)
+    eps = jax.vmap(lambda k: jax.random.normal(k, (num_samples, nz), jnp.float32))(keys)
+    std = jnp.exp(0.5 * logvar)
+
+    def draw_sse(eps_k):
+      return _sse(x, net.apply(variables, mu + std * eps_k, train=False, method=VAE.decode))
+
+    rec = jax.lax.map(draw_sse, jnp.swapaxes(eps, 0, 1)).mean(axis=0)
+    nll = rec / (2.0 * jnp.square(state["hparams"]["sigma"]))
+    outputs = {"score": losses.per_sample_mean(jnp.square(x - recon)),
+               "score_elbo": nll + kl_divergence(mu, logvar), "recon": recon}
+    if is_image:
+      outputs["map"] = losses.squared_error_map(x, recon)
+    return outputs
+
+  return base.Method(init, train_step, score)
