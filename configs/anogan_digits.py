@@ -6,15 +6,16 @@ r"""AnoGAN on scikit-learn's digits, GANomaly's anomaly_class protocol.
   done
 
 The argument is the anomalous digit (class_index, default 0). Digits are 8x8;
-the loader resizes them to 32x32 (bilinear). A DCGAN (nz 100, 64 base features,
+the loader resizes them to 16x16 (bilinear). A DCGAN (nz 100, 32 base features,
 Adam 2e-4 / b1 0.5) is trained on the normal digits; each test image is scored
 by a 500-step batched latent search (Adam lr 0.01 -> 0.001 @ 200 -> 0.0005 @
 300, z from zeros, lambda 0.1 on D's penultimate 4x4 features). Reported: image
 AUROC / AUPRC for "score" (the search loss), "score_residual" and
 "score_feature"; digits have no masks, so no pixel AUROC.
 
-Expected result: not measured yet (fill in AUROC mean +- std over seeds 0, 1, 2
-after the first full run).
+Measured (README, digits table): AUROC 0.695 ± 0.008, AUPRC 0.557 ± 0.013,
+mean over the 10 digits, ± std over seeds 0, 1, 2; about 1.5 min per run on a
+2-core CPU.
 """
 
 from ganad_jax import configs

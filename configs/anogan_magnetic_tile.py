@@ -15,8 +15,8 @@ train/good; every test image is scored by a 300-step batched latent search
 features). The anomaly map is |x - G(z)| and gives the pixel AUROC against
 the ground-truth masks.
 
-Expected result: not measured yet (fill in image AUROC / AUPRC and pixel AUROC,
-mean +- std over seeds 0, 1, 2, after the first full run).
+Measured, seed 0 only (seeds 1, 2 not run yet): image AUROC 0.540, AUPRC 0.703,
+pixel AUROC 0.588, AUPRO 0.520; 58 min on a shared 2-core CPU.
 """
 
 import os
