@@ -5,7 +5,8 @@
 
 Sources: 'digits' (sklearn, bundled, the default), 'tfds' (any image set via
 `tfds.data_source`, no TensorFlow), 'idx' (MNIST-format files), 'folder'
-(MVTec AD layout, with masks), 'tabular' (CSV / NPZ). Protocols:
+(MVTec AD layout, with masks), 'tabular' (CSV / NPZ), 'sklearn_tabular'
+(breast_cancer, wine, iris, bundled with scikit-learn). Protocols:
 'anomaly_class' (GANomaly: one class is the anomaly), 'normal_class'
 (one-vs-rest: one class is normal) and 'folder'. See `default_config` for the
 fields and `protocols` for the exact split arithmetic.
