@@ -593,9 +593,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       writer.add_image("test/input_recon_map", grid, info["steps"], dataformats="HWC")
       Image.fromarray(grid).save(os.path.join(workdir, "reconstructions.png"))
     # Member 0's figures for an ensemble (its table covers every member).
+    walk = {}
+    if run.method.generate is not None:  # Between two z ~ N(0, I) drawn from the score key.
+      generate = jax.jit(run.method.generate)
+      walk = {"generate_fn": lambda z: generate(state, z),
+              "latents": jax.random.normal(run.keys[3], (2, config.model.nz))}
     results["figures"] = viz.write_run_figures(
         workdir, splits.test, test[0], val[0], member_metrics[0],
-        member_metrics[0]["thresholds"]["score"], writer=writer, step=info["steps"])
+        member_metrics[0]["thresholds"]["score"], writer=writer, step=info["steps"], **walk)
 
   reporting.write_json(os.path.join(workdir, "results.json"), results)
   markdown = (ensemble.results_markdown(results) if run.stacked

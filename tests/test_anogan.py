@@ -11,6 +11,7 @@ import pytest
 
 from ganad_jax import configs
 from ganad_jax import methods
+from ganad_jax import train
 from ganad_jax.methods import anogan
 from configs import test as test_config
 
@@ -161,3 +162,15 @@ def test_patch_discriminator_trains_and_scores():
   assert np.isfinite(float(metrics["loss"]))
   out = jax.jit(method.score)(state, batch, jax.random.key(3))
   assert out["score"].shape == (4,) and np.all(np.isfinite(out["score"]))
+
+
+def test_run_draws_a_latent_walk_through_the_generator(tmp_path):
+  config = test_config.get_config("anogan")
+  config.anogan.search.steps = 2
+  results = train.train_and_evaluate(config, str(tmp_path))
+  assert "figures/latent_walk.png" in results["figures"]
+  assert os.path.getsize(tmp_path / "figures" / "latent_walk.png") > 0
+  state = jax.jit(methods.make(config, (16, 16, 1)).init)(
+      jax.random.key(0), jnp.zeros((2, 16, 16, 1)))
+  images = methods.make(config, (16, 16, 1)).generate(state, jnp.zeros((3, config.model.nz)))
+  assert images.shape == (3, 16, 16, 1)

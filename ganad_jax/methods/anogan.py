@@ -224,4 +224,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       outputs["map"] = result.residual_map
     return outputs
 
-  return base.Method(init, train_step, score)
+  def generate(state, z):
+    return nets.generate(state["params"]["g"], state["batch_stats"]["g"], z, train=False)
+
+  return base.Method(init, train_step, score, generate=generate)

@@ -19,6 +19,10 @@ A method that is fitted in closed form rather than by gradient steps (the
 Gaussian scorer) sets `train_step=None` and provides
   fit(state, train_x) -> state
       Host side, once, on the whole normal training split (a numpy array).
+
+A method with a generator (AnoGAN, EGBAD) also provides
+  generate(state, z) -> x
+      Eval mode, z (N, config.model.nz); used for the latent-walk figure.
 """
 
 from typing import Any, Callable, NamedTuple
@@ -35,6 +39,7 @@ class Method(NamedTuple):
   train_step: Callable[[State, jax.Array, jax.Array], tuple[State, Metrics]] | None
   score: Callable[[State, jax.Array, jax.Array], dict[str, jax.Array]]
   fit: Callable[[State, Any], State] | None = None
+  generate: Callable[[State, jax.Array], jax.Array] | None = None
 
 
 def adam(optim_config) -> optax.GradientTransformation:

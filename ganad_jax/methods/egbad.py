@@ -312,4 +312,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       outputs["score_search"] = result.score
     return outputs
 
-  return base.Method(init, train_step, score)
+  def generate(state, z):  # With the EMA weights, as `score`.
+    return nets.generate(state["ema"]["g"], state["batch_stats"]["g"], z, train=False)[0]
+
+  return base.Method(init, train_step, score, generate=generate)
