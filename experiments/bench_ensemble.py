@@ -16,7 +16,9 @@ single-run step (no ensemble): K times the images in K times the time, so
 their total images/s is that of one single run, measured once per method.
 The speed-up is one program's images/s over that. Compile times (warm-up step
 minus a timed step) are reported apart: one program compiles once, K runs
-compile K times (or hit the compilation cache).
+compile K times (or hit the compilation cache). Every entry also has XLA's
+FLOPs per step and the achieved GFLOP/s; the single runs' share of the fp32
+matmul peak measured in the same run bounds what batching members can gain.
 """
 
 import json
@@ -28,6 +30,7 @@ import jax
 import numpy as np
 
 from ganad_jax import configs
+from ganad_jax import profiling
 from ganad_jax import reporting
 from ganad_jax import sharding
 from ganad_jax import train
@@ -73,6 +76,7 @@ def time_step(method: str, k: int | None) -> dict:
   step = train.step_function(run, state_sharding, train_x.sharding, len(x))
   _, data_key, step_key, _ = run.keys
   with jax.set_mesh(run.mesh):
+    flops = profiling.compiled_flops(step, state, train_x, data_key, step_key)
     t0 = time.perf_counter()
     state, metrics = step(state, train_x, data_key, step_key)
     jax.block_until_ready(metrics)
@@ -90,6 +94,7 @@ def time_step(method: str, k: int | None) -> dict:
     raise FloatingPointError(f"{method} K={k}: non-finite loss {losses}.")
   return {"members": members, "images_per_s": members * run.batch_size * _STEPS.value / best,
           "step_s": best / _STEPS.value, "compile_s": max(first - best / _STEPS.value, 0.0),
+          "flops_per_step": flops, "achieved_gflops": flops * _STEPS.value / best / 1e9,
           "mesh": dict(run.mesh.shape)}
 
 
@@ -103,6 +108,7 @@ def main(argv):
              "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
              "jax_version": jax.__version__, "methods": {}}
   rows = []
+  peaks = [profiling.matmul_peak()["gflops"]]
   for method in _METHODS.value:
     single = time_step(method, None)
     entry = {"single_run": single, "ensembles": {}}
@@ -114,6 +120,13 @@ def main(argv):
                    f"{one['speedup_vs_sequential']:.2f}x", f"{one['compile_s']:.1f}",
                    f"{k * single['compile_s']:.1f}"])
     results["methods"][method] = entry
+  peaks.append(profiling.matmul_peak()["gflops"])
+  # How busy one single run already keeps the machine: the most an ensemble can gain
+  # over sequential runs on a compute-bound CPU is about 1 / this.
+  results["matmul_peak_gflops"] = max(peaks)
+  for entry in results["methods"].values():
+    entry["single_run"]["achieved_over_peak"] = (entry["single_run"]["achieved_gflops"]
+                                                 / max(peaks))
   print(reporting.markdown_table(
       ["method", "K", "one program img/s", "K sequential runs img/s", "speed-up",
        "compile s (one)", "compile s (K runs)"], rows))

@@ -56,6 +56,7 @@ import numpy as np
 
 from ganad_jax import configs
 from ganad_jax import latent_search
+from ganad_jax import profiling
 from ganad_jax.methods import anogan
 
 FLAGS = flags.FLAGS
@@ -103,20 +104,6 @@ print(json.dumps({"seconds": seconds, "samples": int(x.shape[0]), "steps": args[
                   "torch": torch.__version__, "pyod": pyod.__version__,
                   "torch_threads": torch.get_num_threads()}))
 """
-
-
-def matmul_peak(size: int, repeats: int) -> dict:
-  """Best measured GFLOP/s of a jitted fp32 (size x size) @ (size x size) matmul."""
-  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-  b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
-  matmul = jax.jit(jnp.dot)
-  matmul(a, b).block_until_ready()
-  best = np.inf
-  for _ in range(repeats):
-    start = time.perf_counter()
-    matmul(a, b).block_until_ready()
-    best = min(best, time.perf_counter() - start)
-  return {"size": size, "seconds": best, "gflops": 2.0 * size**3 / best / 1e9}
 
 
 def build(config, input_shape, seed: int):
@@ -222,7 +209,7 @@ def main(argv):
   # load drifts, so each repeat also gives ratios between neighbours in time.
   peaks, batched_runs, per_sample_runs = [], [], []
   for repeat in range(FLAGS.repeats):
-    peaks.append(matmul_peak(FLAGS.peak_size, FLAGS.peak_repeats))
+    peaks.append(profiling.matmul_peak(FLAGS.peak_size, FLAGS.peak_repeats))
     logging.info("Repeat %d: batched search, %d samples x %d steps...", repeat, FLAGS.samples,
                  FLAGS.steps)
     start = time.perf_counter()
@@ -234,7 +221,7 @@ def main(argv):
       scores = [one_fn(xd[i:i + 1], key) for i in range(count)]
       jax.block_until_ready(scores)
       per_sample_runs.append(time.perf_counter() - start)
-  peaks.append(matmul_peak(FLAGS.peak_size, FLAGS.peak_repeats))
+  peaks.append(profiling.matmul_peak(FLAGS.peak_size, FLAGS.peak_repeats))
 
   best = min(batched_runs)
   batched = {"seconds": best, "seconds_all_repeats": batched_runs,

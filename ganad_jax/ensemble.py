@@ -1,4 +1,4 @@
-"""Ensembles: seeds x a hyperparameter grid, trained and scored as ONE vmapped program.
+"""Ensembles: seeds x a hyperparameter grid, trained and scored as ONE compiled program.
 
   config.ensemble.seeds = (0, 1, 2)
   config.ensemble.grid = (("ganomaly.w_con", (1.0, 10.0, 50.0, 100.0)),)
@@ -6,10 +6,16 @@
 Members are every (grid point, seed) pair, grid points outermost (member
 m = point * num_seeds + seed index); grid axes combine as a Cartesian product.
 `make` turns a method into its stacked version: `init`, `train_step` and
-`score` vmapped over a leading member axis of the state pytree (and of the
+`score` mapped over a leading member axis of the state pytree (and of the
 keys), so `ganad_jax.train` runs an ensemble with the code of a single run:
 checkpoints hold the whole stacked state, and resume, early stopping,
 divergence checks and reports are shared.
+
+How the members are mapped (`config.ensemble.batching`): "vmap" batches them
+into one set of wider ops (member-grouped convolutions, which GPU / TPU
+libraries run well); "unroll" traces every member's ops side by side in the
+program (XLA:CPU runs grouped convolutions 2x slower than one member at a
+time); "auto" picks unroll on CPU, vmap elsewhere. Both compute the same.
 
 What a member is: member (point, seed k) is the single run with
 `config.seed = k` and the grid point's fields set, trained on the same data
@@ -45,7 +51,8 @@ from ganad_jax import reporting
 from ganad_jax.methods import base
 
 # Config sections that hold what every member shares (the loop, the data, the split seed).
-NOT_VMAPPABLE = ("seed", "method", "compute_dtype", "data", "train", "eval", "ensemble", "mesh")
+NOT_VMAPPABLE = ("seed", "method", "compute_dtype", "conv_lowering", "data", "train", "eval",
+                 "ensemble", "mesh")
 TABLE_METRICS = ("auroc", "auprc", "f1_max", "pixel_auroc", "aupro")
 
 
@@ -57,10 +64,12 @@ def default_config() -> ml_collections.ConfigDict:
     grid: (field, values) pairs, e.g. (("ganomaly.w_con", (1.0, 10.0)),
       ("optim.lr", (1e-4, 2e-4))): every combination of values is a grid
       point, trained with every seed.
+    batching: "auto", "vmap" or "unroll": how one program maps its members.
   """
   config = ml_collections.ConfigDict()
   config.seeds = ()
   config.grid = ()
+  config.batching = "auto"
   return config
 
 
@@ -268,8 +277,9 @@ def make(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
   init = _stacked_init(point_methods, seeds_per_point, input_shape)
 
   # The train loop runs these per "members" shard (`sharding.over_members`).
-  train_step = None if first.train_step is None else jax.vmap(first.train_step)
-  score = jax.vmap(first.score, in_axes=(0, None, 0))
+  over_members = _batching(config.ensemble.batching)
+  train_step = None if first.train_step is None else over_members(first.train_step, (0, 0, 0))
+  score = over_members(first.score, (0, None, 0))
 
   def fit(state, train_x):
     fitted = [point_methods[m // seeds_per_point].fit(member_state(state, m), train_x)
@@ -277,6 +287,26 @@ def make(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
     return stack(fitted)
 
   return base.Method(init, train_step, score, fit if first.fit is not None else None)
+
+
+def _batching(setting: str):
+  """over_members(fn, in_axes) -> fn mapped over the leading member axis of the 0 args."""
+  if setting not in ("auto", "vmap", "unroll"):
+    raise ValueError("config.ensemble.batching must be 'auto', 'vmap' or 'unroll'; got "
+                     f"{setting!r}.")
+  if setting == "vmap" or (setting == "auto" and jax.default_backend() != "cpu"):
+    return lambda fn, in_axes: jax.vmap(fn, in_axes=in_axes)
+  return _unrolled
+
+
+def _unrolled(fn, in_axes):
+  """`jax.vmap(fn, in_axes)` (axes 0 or None) as one call of fn per member, stacked."""
+  def mapped(*args):
+    size = next(jax.tree.leaves(a)[0].shape[0] for a, axis in zip(args, in_axes) if axis == 0)
+    outputs = [fn(*[a if axis is None else jax.tree.map(lambda leaf: leaf[m], a)
+                    for a, axis in zip(args, in_axes)]) for m in range(size)]
+    return stack(outputs)
+  return mapped
 
 
 def _stacked_init(point_methods, seeds_per_point: int, input_shape):

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from ganad_jax import profiling
 from ganad_jax import sharding
 
 Array = jax.Array
@@ -445,7 +446,4 @@ def flops_per_sample_step(generate_fn: GenerateFn, feature_fn: FeatureFn | None,
     return jax.grad(lambda z: _loss_terms(generate_fn, feature_fn, lam, x, fx, z)[0].sum())(z)
 
   z = jnp.zeros((x.shape[0], latent_dim), jnp.float32)
-  cost = jax.jit(step).lower(z).compile().cost_analysis()
-  if isinstance(cost, (list, tuple)):  # Older jax returned one dict per device.
-    cost = cost[0]
-  return float(cost["flops"]) / x.shape[0]
+  return profiling.compiled_flops(step, z) / x.shape[0]

@@ -119,7 +119,7 @@ def checkpoint_meta(config, input_shape) -> dict:
   if config.method in config:  # The method's own section: its weights live in the state.
     meta[config.method] = config[config.method].to_dict()
   if ensemble.plan(config) is not None:  # A stacked state: its members must match too.
-    meta["ensemble"] = config.ensemble.to_dict()
+    meta["ensemble"] = {"seeds": config.ensemble.seeds, "grid": config.ensemble.grid}
   return json.loads(json.dumps(meta))  # As it reads back from disk: tuples become lists.
 
 

@@ -14,5 +14,29 @@ import os
 os.environ["JAX_NUM_CPU_DEVICES"] = "8"
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jax.experimental.compilation_cache import compilation_cache as xla_cache  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 jax.config.update("jax_num_cpu_devices", 8)
+
+
+@pytest.fixture(scope="module")
+def shared_compilation_cache(tmp_path_factory):
+  """Compiles each init / step / score function once for the whole module, not once per run.
+
+  For modules that start many tiny runs (`pytestmark = pytest.mark.usefixtures(...)`).
+
+  XLA:CPU compiles are the bulk of a tiny run; later runs, in this process and in
+  the subprocesses of the kill-and-resume test, load the executables from here.
+  """
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+  before = {name: getattr(jax.config, name) for name in names}
+  path = str(tmp_path_factory.mktemp("xla_cache"))
+  jax.config.update(names[0], path)
+  jax.config.update(names[1], 0)
+  xla_cache.reset_cache()
+  yield {name.upper(): str(value) for name, value in zip(names, (path, 0))}
+  for name, value in before.items():
+    jax.config.update(name, value)
+  xla_cache.reset_cache()
+

@@ -23,11 +23,13 @@ from ganad_jax import ensemble
 from ganad_jax import sweep
 from ganad_jax import train
 from configs import test as test_config
-# Reused from the single-run reliability tests (the cache fixture is autouse).
-from test_reliability import _assert_same_state  # pylint: disable=unused-import
+# Reused from the single-run reliability tests.
+from test_reliability import _assert_same_state
 from test_reliability import _results
 from test_reliability import _steps
-from test_reliability import shared_compilation_cache  # pylint: disable=unused-import
+
+# Many tiny runs, in this process and in subprocesses: compile each function once.
+pytestmark = pytest.mark.usefixtures("shared_compilation_cache")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,21 +110,23 @@ def test_members_are_points_times_seeds():
 # ------------------------------------------ members equal their single runs ---
 
 
-@pytest.mark.parametrize("method,grid,member", [
+@pytest.mark.parametrize("method,grid,member,batching", [
     # AnoGAN: the search's lambda and lr come from state["hparams"].
-    ("anogan", (("anogan.search.lam", (0.1, 0.5)), ("anogan.search.lr", (0.01, 0.05))), 7),
+    ("anogan", (("anogan.search.lam", (0.1, 0.5)), ("anogan.search.lr", (0.01, 0.05))), 7,
+     "vmap"),
     # GANomaly: a loss weight and the Adam learning rate.
-    ("ganomaly", (("ganomaly.w_con", (50.0, 1.0)), ("optim.lr", (2e-4, 1e-3))), 7),
+    ("ganomaly", (("ganomaly.w_con", (50.0, 1.0)), ("optim.lr", (2e-4, 1e-3))), 7, "unroll"),
 ])
-def test_member_equals_the_single_run_with_its_seed_and_point(method, grid, member, splits,
-                                                             tmp_path):
+def test_member_equals_the_single_run_with_its_seed_and_point(method, grid, member, batching,
+                                                             splits, tmp_path):
   # GANomaly without its D re-initialisation: the same equivalence, a smaller
   # program to compile (the re-init branch is GANomaly's own test's matter).
   # The ensemble runs on the 8-device mesh, 4 members x 2 data shards (the
   # latent search's samples too), the single runs on one device: one
   # comparison checks the vmap and the sharding.
   config = _config(method, seeds=(0, 1), grid=grid, **{"ganomaly.reinit_d_below": 0.0,
-                                                       "mesh.devices": 8, "mesh.members": 4})
+                                                       "mesh.devices": 8, "mesh.members": 4,
+                                                       "ensemble.batching": batching})
   run, state, info = _train(config, splits, tmp_path, "ensemble")
   assert run.members.size == 8 and info["steps"] == 3
   assert dict(run.mesh.shape) == {"members": 4, "data": 2}

@@ -1,5 +1,6 @@
-"""Tests of `models.fast_conv`: the search's convolutions equal the flax modules'."""
+"""Tests of `models.fast_conv`: the search's and the lowered convolutions equal the flax modules'."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 from ganad_jax import configs
 from ganad_jax import latent_search
+from ganad_jax import methods
 from ganad_jax.methods import anogan
 from ganad_jax.models import fast_conv
 
@@ -82,3 +84,58 @@ def test_conv_with_backward_kernel_gradients():
     (fast_dx, fast_dw), (plain_dx, plain_dw) = grads(x, w)
     np.testing.assert_allclose(fast_dx, plain_dx, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(fast_dw, plain_dw, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("transpose,size,features,strides,padding,rewritten", [
+    (True, 4, 32, (2, 2), "SAME", True),  # By phases (>= 16 output features).
+    (True, 8, 1, (2, 2), "SAME", False),  # Left to XLA (one output feature).
+    (True, 1, 32, (1, 1), "VALID", False),  # DCGAN's first layer: no dilation.
+    (False, 4, 32, (2, 2), ((1, 1), (1, 1)), True),  # By space-to-depth (tiny map).
+    (False, 2, 16, (2, 2), ((1, 1), (1, 1)), True),  # U-Net bottleneck.
+    (False, 8, 16, (2, 2), ((1, 1), (1, 1)), False),  # Left to XLA (larger map).
+    (False, 3, 8, (2, 2), ((1, 1), (1, 1)), False),  # Odd padded size: falls back to XLA.
+])
+def test_lowered_convs_match_flax_values_and_gradients(transpose, size, features, strides,
+                                                       padding, rewritten):
+  cls = nn.ConvTranspose if transpose else nn.Conv
+  module = cls(features, (4, 4), strides=strides, padding=padding)
+  x = jax.random.normal(jax.random.key(0), (3, size, size, 5))
+  variables = module.init(jax.random.key(1), x)
+
+  def loss(variables, x):
+    return jnp.sum(jnp.sin(module.apply(variables, x)))
+
+  plain_fn = jax.value_and_grad(loss, argnums=(0, 1))
+  lowered_fn = fast_conv.lowered(plain_fn)
+  plain, lowered = jax.jit(plain_fn)(variables, x), jax.jit(lowered_fn)(variables, x)
+  programs = [str(jax.make_jaxpr(fn)(variables, x)) for fn in (plain_fn, lowered_fn)]
+  assert (programs[0] != programs[1]) == rewritten
+  for got, expected in zip(jax.tree.leaves(lowered), jax.tree.leaves(plain)):
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["ganomaly", "skip_ganomaly", "anogan"])
+def test_conv_lowering_changes_no_train_step(method):
+  # Same loss and updated parameters with config.conv_lowering "cpu" and "xla".
+  shape = (16, 16, 1)
+  x = jax.random.uniform(jax.random.key(0), (4, *shape), minval=-1.0, maxval=1.0)
+  results = {}
+  for lowering in ("cpu", "xla"):
+    config = configs.base_config()
+    config.method, config.conv_lowering = method, lowering
+    config.model.nz, config.model.base_features = NZ, 8
+    m = methods.make(config, shape)
+    state = jax.jit(m.init)(jax.random.key(1), x)
+    results[lowering] = jax.jit(m.train_step)(state, x, jax.random.key(2))
+  (cpu_state, cpu_metrics), (xla_state, xla_metrics) = results["cpu"], results["xla"]
+  for name in xla_metrics:
+    np.testing.assert_allclose(cpu_metrics[name], xla_metrics[name], rtol=1e-4, atol=1e-6)
+  # Adam's first update is lr * sign(gradient): compare the moments instead.
+  for got, expected in zip(jax.tree.leaves(cpu_state["opt_state"]),
+                           jax.tree.leaves(xla_state["opt_state"])):
+    np.testing.assert_allclose(got, expected, rtol=2e-3, atol=1e-7)
+
+
+def test_conv_lowering_setting_is_checked():
+  with pytest.raises(ValueError, match="config.conv_lowering must be 'auto', 'cpu' or 'xla'"):
+    fast_conv.use_lowering("fast")

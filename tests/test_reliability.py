@@ -26,7 +26,6 @@ import time
 import traceback
 
 import jax
-from jax.experimental.compilation_cache import compilation_cache as xla_cache
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image
@@ -38,6 +37,9 @@ from ganad_jax import evaluation
 from ganad_jax import reporting
 from ganad_jax import train
 from configs import test as test_config
+
+# Many tiny runs, in this process and in subprocesses: compile each function once.
+pytestmark = pytest.mark.usefixtures("shared_compilation_cache")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS, EVERY = 20, 5  # Checkpoints at 1 (Orbax saves the first step), 5, 10, 15, 20.
@@ -78,25 +80,6 @@ def _steps(workdir):
   """Finalised checkpoint steps (Orbax's temporary directories excluded)."""
   names = os.listdir(os.path.join(workdir, "checkpoints"))
   return sorted(int(n) for n in names if n.isdigit())
-
-
-@pytest.fixture(scope="module", autouse=True)
-def shared_compilation_cache(tmp_path_factory):
-  """Compiles each init / step / score function once for the whole module, not once per run.
-
-  XLA:CPU compiles are the bulk of a tiny run; later runs, in this process and in
-  the subprocesses of the kill-and-resume test, load the executables from here.
-  """
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-  before = {name: getattr(jax.config, name) for name in names}
-  path = str(tmp_path_factory.mktemp("xla_cache"))
-  jax.config.update(names[0], path)
-  jax.config.update(names[1], 0)
-  xla_cache.reset_cache()
-  yield {name.upper(): str(value) for name, value in zip(names, (path, 0))}
-  for name, value in before.items():
-    jax.config.update(name, value)
-  xla_cache.reset_cache()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from ganad_jax.methods import gaussian
 from ganad_jax.methods import vae
 from ganad_jax.methods import ganomaly
 from ganad_jax.methods import skip_ganomaly
+from ganad_jax.models import fast_conv
 
 _REGISTRY = {
     "ae": functools.partial(ae.make, loss="l2"),
@@ -30,4 +31,9 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
   if config.method not in _REGISTRY:
     raise ValueError(f"Unknown method {config.method!r} (config.method); "
                      f"choose one of {', '.join(NAMES)}.")
-  return _REGISTRY[config.method](config, tuple(input_shape))
+  method = _REGISTRY[config.method](config, tuple(input_shape))
+  if not fast_conv.use_lowering(config.conv_lowering):
+    return method
+  lowered = lambda fn: None if fn is None else fast_conv.lowered(fn)
+  return method._replace(init=lowered(method.init), train_step=lowered(method.train_step),
+                         score=lowered(method.score), generate=lowered(method.generate))
