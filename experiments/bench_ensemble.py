@@ -48,6 +48,8 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats; the best is reported.")
 _NUM_TRAIN = flags.DEFINE_integer("num_train", 1024, "Random training images on the device.")
 _DEVICES = flags.DEFINE_integer("devices", 0, "config.mesh.devices (0 = auto).")
 _DTYPE = flags.DEFINE_string("compute_dtype", "float32", "config.compute_dtype.")
+_LOWERING = flags.DEFINE_string("conv_lowering", "auto", "config.conv_lowering.")
+_BATCHING = flags.DEFINE_string("batching", "auto", "config.ensemble.batching (vmap, unroll).")
 _JSON_OUT = flags.DEFINE_string("json_out", None, "Write the numbers to this JSON file.")
 
 
@@ -59,6 +61,8 @@ def _config(method: str, k: int | None):
   config.eval.batch_size = _BATCH.value
   config.mesh.devices = _DEVICES.value
   config.compute_dtype = _DTYPE.value
+  config.conv_lowering = _LOWERING.value
+  config.ensemble.batching = _BATCHING.value
   if k is not None:
     config.ensemble.seeds = tuple(range(k))
   return config
@@ -104,7 +108,8 @@ def main(argv):
   results = {"settings": {"image_size": _IMAGE_SIZE.value, "channels": _CHANNELS.value,
                           "batch": _BATCH.value, "base_features": _BASE.value, "nz": _NZ.value,
                           "steps": _STEPS.value, "repeats": _REPEATS.value,
-                          "compute_dtype": _DTYPE.value},
+                          "compute_dtype": _DTYPE.value, "conv_lowering": _LOWERING.value,
+                          "batching": _BATCHING.value},
              "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
              "jax_version": jax.__version__, "methods": {}}
   rows = []

@@ -45,6 +45,7 @@ flags.DEFINE_integer("steps", 30, "Timed steps per repeat.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps before timing (the first compiles).")
 flags.DEFINE_integer("repeats", 3, "Timed repeats; the best is reported (and all are kept).")
 flags.DEFINE_string("compute_dtype", "float32", "config.compute_dtype.")
+flags.DEFINE_string("conv_lowering", "auto", "config.conv_lowering ('xla': XLA's own convs).")
 flags.DEFINE_bool("anomalib", False, "Also time anomalib's PyTorch GANomaly training step.")
 flags.DEFINE_string("torch_python", sys.executable, "Interpreter with torch and anomalib.")
 flags.DEFINE_integer("seed", 0, "Seed of the data and the nets.")
@@ -124,6 +125,7 @@ def time_ganad_jax() -> dict:
   config.model.nz = FLAGS.nz
   config.model.base_features = FLAGS.base_features
   config.compute_dtype = FLAGS.compute_dtype
+  config.conv_lowering = FLAGS.conv_lowering
   shape = (FLAGS.image_size, FLAGS.image_size, FLAGS.channels)
   method = methods.make(config, shape)
   if method.train_step is None:
@@ -171,7 +173,7 @@ def main(argv):
   del argv
   results = {"config": {k: getattr(FLAGS, k) for k in (
       "method", "image_size", "channels", "batch", "nz", "base_features", "steps", "repeats",
-      "compute_dtype")}}
+      "compute_dtype", "conv_lowering")}}
   results["ganad_jax"] = time_ganad_jax()
   results["ganad_jax"]["images_per_s"] = images_per_second(results["ganad_jax"])
   if FLAGS.anomalib:
