@@ -85,8 +85,9 @@ def default_config() -> ml_collections.ConfigDict:
     min_delta: an improvement must lower the loss by more than this.
     select: 'best' (best iterate, final included) | 'final' (last iterate).
     chunk_size: samples searched together in one compiled chunk; 0 = auto:
-      128 for images (the fastest on a 2-core CPU: the activations stay in
-      cache; raise it on a GPU), 8192 for vectors.
+      for images 64 on CPU (the fastest on a 2-core CPU: the activations stay
+      in cache) and 1024 on accelerators (not tuned: no GPU was measured),
+      8192 for vectors.
     feature_layer: name of the discriminator layer used as f (read by the
       methods that build `feature_fn`; 'penultimate' or 'block<i>').
   """
@@ -363,7 +364,10 @@ def resolved_chunk_size(config: ml_collections.ConfigDict, x: Array) -> int:
   Under a mesh context it is rounded up to a multiple of the "data" axis, whose
   devices each search their share of every chunk.
   """
-  chunk = min(int(config.chunk_size) or (128 if x.ndim == 4 else 8192), x.shape[0])
+  # Images: 64 ran fastest on the 2-core CPU (1038 sample-steps/s for the
+  # 32x32 DCGAN vs 989 at 128 and 674 at 1024: activations stay in cache).
+  image_chunk = 64 if jax.default_backend() == "cpu" else 1024
+  chunk = min(int(config.chunk_size) or (image_chunk if x.ndim == 4 else 8192), x.shape[0])
   devices = sharding.axis_size("data")
   return -(-chunk // devices) * devices
 

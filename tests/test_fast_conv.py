@@ -89,7 +89,8 @@ def test_conv_with_backward_kernel_gradients():
 @pytest.mark.parametrize("transpose,size,features,strides,padding,rewritten", [
     (True, 4, 32, (2, 2), "SAME", True),  # By phases (>= 16 output features).
     (True, 8, 1, (2, 2), "SAME", False),  # Left to XLA (one output feature).
-    (True, 1, 32, (1, 1), "VALID", False),  # DCGAN's first layer: no dilation.
+    (True, 1, 32, (1, 1), "VALID", True),  # DCGAN's first layer: a matmul.
+    (False, 4, 1, (1, 1), "VALID", True),  # DCGAN's last layer: a matmul.
     (False, 4, 32, (2, 2), ((1, 1), (1, 1)), True),  # By space-to-depth (tiny map).
     (False, 2, 16, (2, 2), ((1, 1), (1, 1)), True),  # U-Net bottleneck.
     (False, 8, 16, (2, 2), ((1, 1), (1, 1)), False),  # Left to XLA (larger map).

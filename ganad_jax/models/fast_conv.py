@@ -86,7 +86,29 @@ def _dilated_conv_by_phases(x, kernel, padding, dilation: int):
   return y.reshape(x.shape[0], out[0], out[1], kernel.shape[3])
 
 
+def _conv_as_matmul(x, kernel, strides, padding, lhs_dilation):
+  """A conv that is a matmul, as one, or None.
+
+  Two DCGAN layers are: the first transposed conv (1x1 input padded by k - 1
+  on every side, so only one tap of each output meets it) and the last conv
+  (a k x k kernel over a k x k map, VALID: one output). XLA:CPU runs the first
+  as a full k*k-tap convolution over the zero padding.
+  """
+  kh, kw, c, f = kernel.shape
+  if lhs_dilation != (1, 1):
+    return None
+  if (x.shape[1:3] == (1, 1) and strides == (1, 1)
+      and padding == ((kh - 1, kh - 1), (kw - 1, kw - 1))):
+    return jnp.einsum("nc,ijcf->nijf", x[:, 0, 0], jnp.flip(kernel, (0, 1)))
+  if x.shape[1:3] == (kh, kw) and padding == ((0, 0), (0, 0)):
+    return (x.reshape(x.shape[0], -1) @ kernel.reshape(-1, f)).reshape(x.shape[0], 1, 1, f)
+  return None
+
+
 def _conv(x, kernel, strides, padding, lhs_dilation):
+  y = _conv_as_matmul(x, kernel, strides, padding, lhs_dilation)
+  if y is not None:
+    return y
   if (lhs_dilation != (1, 1) and lhs_dilation[0] == lhs_dilation[1] and strides == (1, 1)
       and kernel.shape[3] >= _MIN_PHASE_FEATURES):
     y = _dilated_conv_by_phases(x, kernel, padding, lhs_dilation[0])
@@ -287,8 +309,12 @@ def cpu_conv(x, kernel, strides, padding, lhs_dilation):
 
   A transposed conv (lhs dilation) with >= 16 output features runs by phases,
   skipping the inserted zeros in the forward pass and in both gradients; a
-  strided conv over a map of at most 4x4 runs by space-to-depth.
+  strided conv over a map of at most 4x4 runs by space-to-depth, and a conv
+  that is a matmul as one.
   """
+  y = _conv_as_matmul(x, kernel, strides, padding, lhs_dilation)
+  if y is not None:
+    return y
   if (lhs_dilation != (1, 1) and lhs_dilation[0] == lhs_dilation[1] and strides == (1, 1)
       and kernel.shape[3] >= _MIN_PHASE_FEATURES):
     y = _dilated_conv_by_phases(x, kernel, padding, lhs_dilation[0])
