@@ -12,7 +12,10 @@ and by both terms alone ("score_recon", "score_feature"). Add
 --config.egbad.search_steps=100 for the encoder-initialised AnoGAN search too
 ("score_search"). About a minute on a 2-core CPU.
 
-Expected result: not measured yet.
+Measured (README digits table, same settings; the classes averaged within each
+seed, then mean ± std over seeds 0, 1, 2): AUROC 0.531 ± 0.007 (at chance: see the
+README), from
+  python experiments/benchmark.py --config=configs/ae_digits.py --methods=egbad --classes=0,1,2,3,4,5,6,7,8,9 --seeds=0,1,2
 """
 
 from ganad_jax import configs

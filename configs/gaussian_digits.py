@@ -12,7 +12,9 @@ blocks and the latent code). Mean and Ledoit-Wolf covariance of the normal
 training features, score = sum over layers of the Mahalanobis distances. No
 training steps: seconds on a 2-core CPU.
 
-Expected result: not measured yet.
+Measured (README digits table, same settings; the classes averaged within each
+seed, then mean ± std over seeds 0, 1, 2): AUROC 0.810 ± 0.006, from
+  python experiments/benchmark.py --config=configs/ae_digits.py --methods=gaussian --classes=0,1,2,3,4,5,6,7,8,9 --seeds=0,1,2
 """
 
 from ganad_jax import configs

@@ -9,7 +9,9 @@ decoder (sigma 0.1, beta 1), 15 epochs. Reported: "score" (squared error of
 the decoded posterior mean, as AE-L2) and "score_elbo" (negative ELBO from 16
 samples). About a minute on a 2-core CPU.
 
-Expected result: not measured yet.
+Measured (README digits table, same settings; the classes averaged within each
+seed, then mean ± std over seeds 0, 1, 2): AUROC 0.863 ± 0.009, from
+  python experiments/benchmark.py --config=configs/ae_digits.py --methods=vae --classes=0,1,2,3,4,5,6,7,8,9 --seeds=0,1,2
 """
 
 from ganad_jax import configs

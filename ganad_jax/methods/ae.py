@@ -11,7 +11,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from ganad_jax import losses
 from ganad_jax.methods import base
@@ -74,9 +73,9 @@ def make(config, input_shape: tuple[int, ...], loss: str) -> base.Method:
       return anomaly_map(batch, recon).mean(), updates
 
     (loss_value, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-    param_updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params, opt_state = base.adam_update(tx, grads, state["opt_state"], state["params"])
     new_state = {"step": state["step"] + 1,
-                 "params": optax.apply_updates(state["params"], param_updates),
+                 "params": params,
                  "batch_stats": updates.get("batch_stats", state["batch_stats"]),
                  "opt_state": opt_state}
     return new_state, {"loss": loss_value}

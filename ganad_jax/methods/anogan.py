@@ -35,7 +35,6 @@ lives in the Adam states (`base.adam`). Losses are float32 whatever
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
 
 from ganad_jax import latent_search
 from ganad_jax import losses
@@ -186,8 +185,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
 
     (d_loss, (d_stats, d_real, d_fake, real_feat)), d_grads = jax.value_and_grad(
         d_loss_fn, has_aux=True)(params["d"])
-    d_updates, d_opt = tx.update(d_grads, state["opt_state"]["d"], params["d"])
-    d_params = optax.apply_updates(params["d"], d_updates)
+    d_params, d_opt = base.adam_update(tx, d_grads, state["opt_state"]["d"], params["d"])
 
     def g_loss_fn(g_params):
       fake, g_stats = nets.generate(g_params, stats["g"], z, train=True)
@@ -201,8 +199,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
 
     (g_loss, (g_stats, d_stats)), g_grads = jax.value_and_grad(
         g_loss_fn, has_aux=True)(params["g"])
-    g_updates, g_opt = tx.update(g_grads, state["opt_state"]["g"], params["g"])
-    g_params = optax.apply_updates(params["g"], g_updates)
+    g_params, g_opt = base.adam_update(tx, g_grads, state["opt_state"]["g"], params["g"])
 
     new_state = {"step": state["step"] + 1, "params": {"g": g_params, "d": d_params},
                  "batch_stats": {"g": g_stats, "d": d_stats},

@@ -47,3 +47,9 @@ def adam(optim_config) -> optax.GradientTransformation:
   optimiser state, so it is checkpointed and can be vmapped as a hyperparameter."""
   return optax.inject_hyperparams(optax.adam)(
       learning_rate=optim_config.lr, b1=optim_config.b1, b2=optim_config.b2)
+
+
+def adam_update(tx: optax.GradientTransformation, grads, opt_state, params):
+  """(new params, new optimiser state): one `tx` step of `params` along `grads`."""
+  updates, opt_state = tx.update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state

@@ -36,7 +36,6 @@ x alone.
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
 
 from ganad_jax import latent_search
 from ganad_jax import losses
@@ -254,8 +253,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
 
     (d_loss, (d_stats, d_real, d_fake)), d_grads = jax.value_and_grad(
         d_loss_fn, has_aux=True)(params["d"])
-    d_updates, d_opt = tx.update(d_grads, state["opt_state"]["d"], params["d"])
-    d_params = optax.apply_updates(params["d"], d_updates)
+    d_params, d_opt = base.adam_update(tx, d_grads, state["opt_state"]["d"], params["d"])
 
     def ge_loss_fn(ge_params):
       fake, g_stats = nets.generate(ge_params["g"], stats["g"], z, train=True)
@@ -272,8 +270,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
         ge_loss_fn, has_aux=True)(ge_params)
     new_params, new_opt = {"d": d_params}, {"d": d_opt}
     for k in ("g", "e"):
-      updates, new_opt[k] = tx.update(ge_grads[k], state["opt_state"][k], params[k])
-      new_params[k] = optax.apply_updates(params[k], updates)
+      new_params[k], new_opt[k] = base.adam_update(tx, ge_grads[k], state["opt_state"][k],
+                                                   params[k])
 
     # TF's ExponentialMovingAverage with num_updates: min(decay, (1 + t) / (10 + t)),
     # so that a short run's average is not dominated by the initial weights.

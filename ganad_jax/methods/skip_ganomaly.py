@@ -29,7 +29,6 @@ min-max). Also "score_recon" (rec), "score_feature" (feature), "recon" and
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
 
 from ganad_jax import losses
 from ganad_jax.methods import base
@@ -119,8 +118,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
 
     (g_loss, (fake, g_stats, d_stats, adv, con, lat)), g_grads = jax.value_and_grad(
         g_loss_fn, has_aux=True)(params["g"])
-    g_updates, g_opt = tx.update(g_grads, state["opt_state"]["g"], params["g"])
-    g_params = optax.apply_updates(params["g"], g_updates)
+    g_params, g_opt = base.adam_update(tx, g_grads, state["opt_state"]["g"], params["g"])
     fake = jax.lax.stop_gradient(fake)
 
     def d_loss_fn(d_params):
@@ -133,8 +131,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
 
     (d_loss, (d_stats, d_real, d_fake)), d_grads = jax.value_and_grad(
         d_loss_fn, has_aux=True)(params["d"])
-    d_updates, d_opt = tx.update(d_grads, state["opt_state"]["d"], params["d"])
-    d_params = optax.apply_updates(params["d"], d_updates)
+    d_params, d_opt = base.adam_update(tx, d_grads, state["opt_state"]["d"], params["d"])
     metrics = {"loss": g_loss + d_loss, "g_loss": g_loss, "d_loss": d_loss, "g_adv": adv,
                "g_con": con, "g_lat": lat, "d_real": d_real, "d_fake": d_fake}
     if reinit_below > 0.0:

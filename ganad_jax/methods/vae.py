@@ -32,7 +32,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
 
 from ganad_jax import latent_search
 from ganad_jax import losses
@@ -172,9 +171,9 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
 
     (loss_value, (updates, rec, kl)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state["params"])
-    param_updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params, opt_state = base.adam_update(tx, grads, state["opt_state"], state["params"])
     new_state = dict(state, step=state["step"] + 1,
-                     params=optax.apply_updates(state["params"], param_updates),
+                     params=params,
                      batch_stats=updates.get("batch_stats", state["batch_stats"]),
                      opt_state=opt_state)
     return new_state, {"loss": loss_value, "recon": rec, "kl": kl}
