@@ -7,7 +7,13 @@ train/good, test on test/*, pixel metrics from the ground-truth masks. Point
 data.path at any MVTec AD category folder to run on MVTec AD.
 """
 
+import os
+
 from ganad_jax import configs
+
+# ../shared/data/magnetic_tile beside the repo, wherever the command runs from.
+DEFAULT_PATH = os.path.normpath(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "magnetic_tile"))
 
 
 def get_config():
@@ -15,7 +21,7 @@ def get_config():
   config.method = "ae"
   config.data.source = "folder"
   config.data.protocol = "folder"
-  config.data.path = "../shared/data/magnetic_tile"
+  config.data.path = DEFAULT_PATH
   config.data.image_size = 64  # Photos of 103-632 x 222-403 px, resized (bilinear).
   config.model.nz = 100
   config.model.base_features = 32

@@ -1,4 +1,4 @@
-"""Tests of `models.fast_conv`: the search's and the lowered convolutions equal the flax modules'."""
+"""Tests of `models.fast_conv`: its convolutions equal the flax modules' (search and lowering)."""
 
 import flax.linen as nn
 import jax
@@ -117,7 +117,7 @@ def test_lowered_convs_match_flax_values_and_gradients(transpose, size, features
 
 @pytest.mark.parametrize("method", ["ganomaly", "skip_ganomaly", "anogan"])
 def test_conv_lowering_changes_no_train_step(method):
-  # Same loss and updated parameters with config.conv_lowering "cpu" and "xla".
+  # Same losses and Adam moments with config.conv_lowering "cpu" and "xla".
   shape = (16, 16, 1)
   x = jax.random.uniform(jax.random.key(0), (4, *shape), minval=-1.0, maxval=1.0)
   results = {}

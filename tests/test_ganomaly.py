@@ -309,7 +309,8 @@ def _load_config(name, arg=None):
 
 @pytest.mark.parametrize("name,arg,method", [
     ("ganomaly_digits.py", None, "ganomaly"), ("ganomaly_digits.py", "3", "ganomaly"),
-    ("ganomaly_mnist.py", "3", "ganomaly"), ("skip_ganomaly_digits.py", None, "skip_ganomaly"), ("test.py", "ganomaly", "ganomaly"),
+    ("ganomaly_mnist.py", "3", "ganomaly"), ("skip_ganomaly_digits.py", None, "skip_ganomaly"),
+    ("test.py", "ganomaly", "ganomaly"),
     ("test.py", "skip_ganomaly", "skip_ganomaly")])
 def test_experiment_configs_are_valid(name, arg, method):
   config = _load_config(name, arg)
