@@ -313,21 +313,12 @@ def cpu_conv(x, kernel, strides, padding, lhs_dilation):
   strided conv over a map of at most 4x4 runs by space-to-depth, and a conv
   that is a matmul as one.
   """
-  y = _conv_as_matmul(x, kernel, strides, padding, lhs_dilation)
-  if y is not None:
-    return y
-  if (lhs_dilation != (1, 1) and lhs_dilation[0] == lhs_dilation[1] and strides == (1, 1)
-      and kernel.shape[3] >= _MIN_PHASE_FEATURES):
-    y = _dilated_conv_by_phases(x, kernel, padding, lhs_dilation[0])
-    if y is not None:
-      return y
   if (strides != (1, 1) and strides[0] == strides[1] and lhs_dilation == (1, 1)
       and max(x.shape[1:3]) <= _MAX_SPACE_TO_DEPTH_SIZE):
     y = _strided_conv_by_space_to_depth(x, kernel, strides[0], padding)
     if y is not None:
       return y
-  return jax.lax.conv_general_dilated(x, kernel, strides, padding, lhs_dilation=lhs_dilation,
-                                      dimension_numbers=_DIMENSION_NUMBERS)
+  return _conv(x, kernel, strides, padding, lhs_dilation)  # Matmuls, phases, else XLA.
 
 
 def _cpu_conv_interceptor(next_fun, call_args, call_kwargs, context):
