@@ -39,12 +39,7 @@ def _config(method, steps=3, seeds=(), grid=(), **overrides):
   config.train.num_steps = steps
   config.anogan.search.steps = 3
   config.ensemble.seeds, config.ensemble.grid = seeds, grid
-  for key, value in overrides.items():
-    *sections, field = key.split(".")
-    target = config
-    for section in sections:
-      target = target[section]
-    target[field] = value
+  config.update_from_flattened_dict(overrides)
   return config
 
 
@@ -171,14 +166,7 @@ def _command(workdir):
 
 
 def _ensemble_config(**overrides):
-  config = _config("ae", steps=NUM_STEPS)
-  for key, value in {**OVERRIDES, **overrides}.items():
-    *sections, field = key.split(".")
-    target = config
-    for section in sections:
-      target = target[section]
-    target[field] = value
-  return config
+  return _config("ae", steps=NUM_STEPS, **{**OVERRIDES, **overrides})
 
 
 @pytest.fixture(scope="module")

@@ -50,12 +50,7 @@ SHAPE = (16, 16, 1)
 def _config(method="ae", **overrides):
   """configs/test.py with OVERRIDES and `overrides` ("section.field": value) applied."""
   config = test_config.get_config(method)
-  for key, value in {**OVERRIDES, **overrides}.items():
-    *sections, field = key.split(".")
-    target = config
-    for section in sections:
-      target = target[section]
-    target[field] = value
+  config.update_from_flattened_dict({**OVERRIDES, **overrides})
   return config
 
 
