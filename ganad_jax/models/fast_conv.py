@@ -7,9 +7,10 @@ runtime handles 2-3x slower than the canonical HWIO layout it gets in
 straight-line code. `apply_fast` applies a flax module with every nn.Conv /
 nn.ConvTranspose replaced by the same convolution whose gradient uses a
 flipped, transposed kernel computed once, outside the loop
-(`backward_kernels`). Convolutions over a dilated input (a transposed conv, and
-the input gradient of a strided conv) run as s*s phase convolutions on the
-undilated input (`_dilated_conv_by_phases`), skipping the inserted zeros.
+(`backward_kernels`). Convolutions over a dilated input of at most 4x4 (a
+transposed conv, and the input gradient of a strided conv) run as s*s phase
+convolutions on the undilated input (`_dilated_conv_by_phases`), skipping the
+inserted zeros.
 Values and gradients are those of the module up to float32 summation order.
 
 `lowered` does the same for straight-line code (the train steps and scoring
