@@ -6,33 +6,20 @@ or 1 - SSIM map (SSIM); the score is the map's mean, the quantity the net was
 trained to minimise.
 """
 
-from typing import Any
-
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from ganad_jax import losses
 from ganad_jax.methods import base
-from ganad_jax.models import dcgan
-from ganad_jax.models import mlp
+from ganad_jax.models import autoencoder
 
 
-class AutoEncoder(nn.Module):
-  input_shape: tuple[int, ...]
-  nz: int
-  base_features: int
-  mlp_widths: tuple[int, ...]
-  dtype: Any = jnp.float32
+class AutoEncoder(autoencoder.EncoderDecoder):
+  """x -> x_hat: encoder to the latent, decoder back."""
 
   def setup(self):
-    if len(self.input_shape) == 3:
-      size, _, channels = self.input_shape
-      self.encoder = dcgan.Encoder(self.nz, self.base_features, self.dtype)
-      self.decoder = dcgan.Decoder(size, channels, self.base_features, self.dtype)
-    else:
-      self.encoder = mlp.MLP(self.mlp_widths, self.nz, dtype=self.dtype)
-      self.decoder = mlp.MLP(self.mlp_widths[::-1], self.input_shape[0], dtype=self.dtype)
+    self.encoder = self.make_encoder(self.nz)
+    self.decoder = self.make_decoder()
 
   def __call__(self, x, train: bool = True):
     z, _ = self.encoder(x, train)

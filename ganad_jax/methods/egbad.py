@@ -40,10 +40,9 @@ import ml_collections
 from ganad_jax import latent_search
 from ganad_jax import losses
 from ganad_jax.methods import base
+from ganad_jax.models import autoencoder
 from ganad_jax.models import bigan
-from ganad_jax.models import dcgan
 from ganad_jax.models import fast_conv
-from ganad_jax.models import mlp
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -92,16 +91,14 @@ class Networks:
     nz, base_features = int(config.model.nz), int(config.model.base_features)
     self.is_image = len(input_shape) == 3
     if self.is_image:
-      size, width, channels = input_shape
-      if size != width:
+      if input_shape[0] != input_shape[1]:
         raise ValueError(f"EGBAD's DCGAN nets need square images; got {input_shape}.")
-      self.generator = dcgan.Decoder(size, channels, base_features, dtype)
-      self.encoder = dcgan.Encoder(nz, base_features, dtype)
-    elif len(input_shape) == 1:
-      self.generator = mlp.MLP(tuple(config.egbad.g_widths), input_shape[0], dtype=dtype)
-      self.encoder = mlp.MLP(tuple(config.egbad.e_widths), nz, dtype=dtype)
-    else:
+    elif len(input_shape) != 1:
       raise ValueError(f"EGBAD takes images (H, W, C) or vectors (F,); got {input_shape}.")
+    self.generator = autoencoder.decoder(input_shape, base_features, config.egbad.g_widths,
+                                         dtype)
+    self.encoder = autoencoder.encoder(input_shape, nz, base_features, config.egbad.e_widths,
+                                       dtype)
     self.discriminator = bigan.JointDiscriminator(
         base_features, tuple(config.egbad.d_widths), int(config.egbad.d_z_features),
         int(config.egbad.d_joint_features), dtype)

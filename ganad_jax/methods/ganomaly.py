@@ -32,7 +32,6 @@ mode at test, which lets test images influence each other). Outputs: "score"
 """
 
 import math
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -41,7 +40,7 @@ import ml_collections
 
 from ganad_jax import losses
 from ganad_jax.methods import base
-from ganad_jax.models import dcgan
+from ganad_jax.models import autoencoder
 from ganad_jax.models import mlp
 from ganad_jax.models import patch
 
@@ -122,32 +121,13 @@ def maybe_reinit(d_params, d_loss, threshold: float, init_fn, key):
 # --- GANomaly. ---------------------------------------------------------------
 
 
-class Generator(nn.Module):
-  """x -> (x_hat, z, z_hat): encoder1 -> decoder -> encoder2.
-
-  Attributes:
-    input_shape: (H, W, C) images (DCGAN nets) or (F,) vectors (MLPs).
-    nz: latent size.
-    base_features: channels of the DCGAN nets' first conv.
-    mlp_widths: hidden widths of the tabular encoders (the decoder reverses them).
-    dtype: computation dtype.
-  """
-  input_shape: tuple[int, ...]
-  nz: int
-  base_features: int
-  mlp_widths: tuple[int, ...]
-  dtype: Any = jnp.float32
+class Generator(autoencoder.EncoderDecoder):
+  """x -> (x_hat, z, z_hat): encoder1 -> decoder -> encoder2 (fields: `EncoderDecoder`)."""
 
   def setup(self):
-    if len(self.input_shape) == 3:
-      size, _, channels = self.input_shape
-      self.encoder1 = dcgan.Encoder(self.nz, self.base_features, self.dtype)
-      self.decoder = dcgan.Decoder(size, channels, self.base_features, self.dtype)
-      self.encoder2 = dcgan.Encoder(self.nz, self.base_features, self.dtype)
-    else:
-      self.encoder1 = mlp.MLP(self.mlp_widths, self.nz, dtype=self.dtype)
-      self.decoder = mlp.MLP(self.mlp_widths[::-1], self.input_shape[0], dtype=self.dtype)
-      self.encoder2 = mlp.MLP(self.mlp_widths, self.nz, dtype=self.dtype)
+    self.encoder1 = self.make_encoder(self.nz)
+    self.decoder = self.make_decoder()
+    self.encoder2 = self.make_encoder(self.nz)  # Same shape as encoder1, its own parameters.
 
   def __call__(self, x, train: bool = True):
     z, _ = self.encoder1(x, train)

@@ -26,9 +26,6 @@ Scores (eval mode, BatchNorm with running statistics):
 `beta` and `sigma` live in `state["hparams"]` (vmappable).
 """
 
-from typing import Any
-
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -36,8 +33,7 @@ import ml_collections
 from ganad_jax import latent_search
 from ganad_jax import losses
 from ganad_jax.methods import base
-from ganad_jax.models import dcgan
-from ganad_jax.models import mlp
+from ganad_jax.models import autoencoder
 
 # Bounds of the posterior log variance: keeps exp() finite early in training.
 _LOGVAR_RANGE = (-20.0, 20.0)
@@ -60,22 +56,12 @@ def default_config() -> ml_collections.ConfigDict:
   return config
 
 
-class VAE(nn.Module):
+class VAE(autoencoder.EncoderDecoder):
   """Encoder x -> (mu, logvar) and decoder z -> mean of p(x|z)."""
-  input_shape: tuple[int, ...]
-  nz: int
-  base_features: int
-  mlp_widths: tuple[int, ...]
-  dtype: Any = jnp.float32
 
   def setup(self):
-    if len(self.input_shape) == 3:
-      size, _, channels = self.input_shape
-      self.encoder = dcgan.Encoder(2 * self.nz, self.base_features, self.dtype)
-      self.decoder = dcgan.Decoder(size, channels, self.base_features, self.dtype)
-    else:
-      self.encoder = mlp.MLP(self.mlp_widths, 2 * self.nz, dtype=self.dtype)
-      self.decoder = mlp.MLP(self.mlp_widths[::-1], self.input_shape[0], dtype=self.dtype)
+    self.encoder = self.make_encoder(2 * self.nz)  # The posterior mean and log variance.
+    self.decoder = self.make_decoder()
 
   def encode(self, x, train: bool = True):
     """(mu, logvar, encoder features)."""
