@@ -22,20 +22,10 @@ AUROC of "score", mean ± std over seeds, for w_con 1 / 10 / 50 / 100:
 0.979 ± 0.005 / 0.984 ± 0.008 / 0.971 ± 0.017 / 0.971 ± 0.016.
 """
 
-import importlib.util
-import os
+from ganad_jax import configs
 
 W_CON = (1.0, 10.0, 50.0, 100.0)
 SEEDS = (0, 1, 2)
-
-
-def _ganomaly_digits():
-  # By path: experiments/train.py loads config files without the repository on sys.path.
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ganomaly_digits.py")
-  spec = importlib.util.spec_from_file_location("ganomaly_digits", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def get_config(arg: str | None = None):
@@ -44,7 +34,7 @@ def get_config(arg: str | None = None):
   unknown = [p for p in parts if not p.isdigit() and p != "smoke"]
   if unknown or len(digits) > 1:
     raise ValueError(f"Arguments are an anomalous digit and/or 'smoke'; got {arg!r}.")
-  config = _ganomaly_digits().get_config(digits[0] if digits else None)
+  config = configs.sibling_config(__file__, "ganomaly_digits", digits[0] if digits else None)
   config.ensemble.seeds = SEEDS
   config.ensemble.grid = (("ganomaly.w_con", W_CON),)
   if "smoke" in parts:

@@ -23,16 +23,11 @@ EXPECTED = "AUROC 0.960 ± 0.001, AUPRC 0.986 ± 0.001 (chance 0.749), seeds 0, 
 def get_config():
   config = configs.base_config()
   config.method = "ae"
-  config.data.source = "sklearn_tabular"
-  config.data.sklearn_name = "breast_cancer"
-  config.data.protocol = "anomaly_class"
-  config.data.class_name = "malignant"
+  configs.breast_cancer_table(config)
   config.model.nz = 8
   config.model.mlp_widths = (64, 32)
   config.optim.lr = 1e-3
   config.optim.b1 = 0.9  # Plain Adam: no adversarial game to stabilise.
-  config.train.batch_size = 32
   config.train.num_epochs = 100.0
   config.train.checkpoint_every = 400
-  config.eval.batch_size = 512
   return config

@@ -14,9 +14,7 @@ from ganad_jax import configs
 def get_config():
   config = configs.base_config()
   config.method = "ae"
-  config.data.source = "digits"
-  config.data.protocol = "anomaly_class"
-  config.data.image_size = 16  # The smallest size the nets take; digits are 8x8.
+  configs.digits_anomaly_class(config)  # Digit 0; see --config.data.class_index above.
   config.model.nz = 32
   config.model.base_features = 32
   config.train.num_epochs = 15.0

@@ -7,22 +7,15 @@ train/good, test on test/*, pixel metrics from the ground-truth masks. Point
 data.path at any MVTec AD category folder to run on MVTec AD.
 """
 
-import os
-
 from ganad_jax import configs
 
-# ../shared/data/magnetic_tile beside the repo, wherever the command runs from.
-DEFAULT_PATH = os.path.normpath(os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "magnetic_tile"))
+DEFAULT_PATH = configs.shared_data_path(__file__, "magnetic_tile")
 
 
 def get_config():
   config = configs.base_config()
   config.method = "ae"
-  config.data.source = "folder"
-  config.data.protocol = "folder"
-  config.data.path = DEFAULT_PATH
-  config.data.image_size = 64  # Photos of 103-632 x 222-403 px, resized (bilinear).
+  configs.magnetic_tile_folder(config, DEFAULT_PATH)
   config.model.nz = 100
   config.model.base_features = 32
   config.train.batch_size = 32

@@ -21,21 +21,11 @@ from ganad_jax import configs
 def get_config():
   config = configs.base_config()
   config.method = "anogan"
-  config.data.source = "sklearn_tabular"
-  config.data.sklearn_name = "breast_cancer"
-  config.data.protocol = "anomaly_class"
-  config.data.class_name = "malignant"
+  configs.breast_cancer_table(config)
   config.model.nz = 8
   config.anogan.g_widths = (32, 64)
   config.anogan.d_widths = (64, 32)
-  config.train.batch_size = 32
   config.train.num_epochs = 100.0
   config.train.checkpoint_every = 400
-  config.eval.batch_size = 512
-  search = config.anogan.search
-  search.steps = 500
-  search.lr = 0.01
-  search.init = "zeros"
-  search.lam = 0.1
-  search.feature_layer = "penultimate"
+  configs.anogan_search(config, steps=500, lr=0.01)
   return config

@@ -24,21 +24,11 @@ from ganad_jax import configs
 def get_config(arg: str | None = None):
   config = configs.base_config()
   config.method = "anogan"
-  config.data.source = "digits"
-  config.data.protocol = "anomaly_class"
-  config.data.class_index = int(arg) if arg else 0
-  config.data.image_size = 16
-  config.data.channels = 1
+  configs.digits_anomaly_class(config, arg)
   config.model.nz = 100
   config.model.base_features = 32
   config.train.batch_size = 64
   config.train.num_epochs = 25.0
   config.eval.batch_size = 256
-  search = config.anogan.search
-  search.steps = 500
-  search.lr = 0.01
-  search.schedule = "piecewise"
-  search.init = "zeros"
-  search.lam = 0.1
-  search.feature_layer = "penultimate"
+  configs.anogan_search(config, steps=500, lr=0.01, schedule="piecewise")
   return config

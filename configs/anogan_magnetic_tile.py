@@ -20,32 +20,19 @@ Measured, seeds 0, 1, 2 (README): image AUROC 0.539 ± 0.008, AUPRC 0.704 ±
 an otherwise idle 2-core CPU.
 """
 
-import os
-
 from ganad_jax import configs
 
-DEFAULT_PATH = os.path.normpath(os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "magnetic_tile"))
+DEFAULT_PATH = configs.shared_data_path(__file__, "magnetic_tile")
 
 
 def get_config(arg: str | None = None):
   config = configs.base_config()
   config.method = "anogan"
-  config.data.source = "folder"
-  config.data.protocol = "folder"
-  config.data.path = arg or DEFAULT_PATH
-  config.data.image_size = 64
-  config.data.channels = 1
+  configs.magnetic_tile_folder(config, arg or DEFAULT_PATH)
   config.model.nz = 100
   config.model.base_features = 32
   config.train.batch_size = 64
   config.train.num_epochs = 100.0
   config.eval.batch_size = 128
-  search = config.anogan.search
-  search.steps = 300
-  search.lr = 0.02
-  search.schedule = "constant"
-  search.init = "zeros"
-  search.lam = 0.1
-  search.feature_layer = "penultimate"
+  configs.anogan_search(config, steps=300, lr=0.02, schedule="constant")
   return config

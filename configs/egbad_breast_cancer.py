@@ -22,17 +22,12 @@ from ganad_jax import configs
 def get_config():
   config = configs.base_config()
   config.method = "egbad"
-  config.data.source = "sklearn_tabular"
-  config.data.sklearn_name = "breast_cancer"
-  config.data.protocol = "anomaly_class"
-  config.data.class_name = "malignant"
+  configs.breast_cancer_table(config)
   config.model.nz = 8
   config.egbad.g_widths = (32, 64)
   config.egbad.e_widths = (64, 32)
   config.egbad.d_widths = (64, 32)
   config.egbad.ema_decay = 0.99
-  config.train.batch_size = 32
   config.train.num_epochs = 100.0
   config.train.checkpoint_every = 400
-  config.eval.batch_size = 512
   return config

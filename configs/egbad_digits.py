@@ -22,13 +22,8 @@ from ganad_jax import configs
 
 
 def get_config(arg: str | None = None):
-  config = configs.base_config()
+  # configs/ae_digits.py's settings, those of the README digits table.
+  config = configs.sibling_config(__file__, "ae_digits")
   config.method = "egbad"
-  config.data.source = "digits"
-  config.data.protocol = "anomaly_class"
-  config.data.class_index = int(arg) if arg else 0
-  config.data.image_size = 16  # The smallest size the nets take; digits are 8x8.
-  config.model.nz = 32
-  config.model.base_features = 32
-  config.train.num_epochs = 15.0
+  configs.digits_anomaly_class(config, arg)  # The argument is the anomalous digit.
   return config

@@ -27,11 +27,7 @@ from ganad_jax import configs
 def get_config(arg: str | None = None):
   config = configs.base_config()
   config.method = "ganomaly"
-  config.data.source = "digits"
-  config.data.protocol = "anomaly_class"
-  config.data.class_index = int(arg) if arg else 0
-  config.data.image_size = 16  # The smallest size the nets take; digits are 8x8.
-  config.data.channels = 1
+  configs.digits_anomaly_class(config, arg)
   config.model.nz = 100
   config.model.base_features = 32
   config.model.discriminator = "dcgan"

@@ -22,12 +22,9 @@ training images): sized so that 10 digits x 3 seeds x 3 methods run in well
 under an hour on a 2-core CPU.
 """
 
-import os
-
 from ganad_jax import configs
 
-DEFAULT_PATH = os.path.normpath(os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "mnist"))
+DEFAULT_PATH = configs.shared_data_path(__file__, "mnist")
 
 
 def get_config(arg: str | None = None):

@@ -17,11 +17,6 @@ from ganad_jax import configs
 def get_config():
   config = configs.base_config()
   config.method = "gaussian"
-  config.data.source = "sklearn_tabular"
-  config.data.sklearn_name = "breast_cancer"
-  config.data.protocol = "anomaly_class"
-  config.data.class_name = "malignant"
+  configs.breast_cancer_table(config)
   config.gaussian.features = "pixels"
-  config.train.batch_size = 32
-  config.eval.batch_size = 512
   return config

@@ -23,9 +23,7 @@ from ganad_jax import configs
 def get_config(arg: str | None = None):
   config = configs.base_config()
   config.method = "gaussian"
-  config.data.source = "digits"
-  config.data.protocol = "anomaly_class"
-  config.data.image_size = 16
+  configs.digits_anomaly_class(config)  # Digit 0; see --config.data.class_index above.
   if arg:
     config.gaussian.features = "workdir"
     config.gaussian.workdir = arg

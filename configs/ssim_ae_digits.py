@@ -12,12 +12,7 @@ from ganad_jax import configs
 
 
 def get_config():
-  config = configs.base_config()
+  # configs/ae_digits.py with the SSIM loss: the same nets, data and budget.
+  config = configs.sibling_config(__file__, "ae_digits")
   config.method = "ssim_ae"
-  config.data.source = "digits"
-  config.data.protocol = "anomaly_class"
-  config.data.image_size = 16  # The smallest size the nets take; digits are 8x8.
-  config.model.nz = 32
-  config.model.base_features = 32
-  config.train.num_epochs = 15.0
   return config

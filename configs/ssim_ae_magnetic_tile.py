@@ -7,25 +7,11 @@ train/good, test on test/*, pixel metrics from the ground-truth masks. Point
 data.path at any MVTec AD category folder to run on MVTec AD.
 """
 
-import os
-
 from ganad_jax import configs
-
-# ../shared/data/magnetic_tile beside the repo, wherever the command runs from.
-DEFAULT_PATH = os.path.normpath(os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "magnetic_tile"))
 
 
 def get_config():
-  config = configs.base_config()
+  # configs/ae_magnetic_tile.py with the SSIM loss: the same nets, data and budget.
+  config = configs.sibling_config(__file__, "ae_magnetic_tile")
   config.method = "ssim_ae"
-  config.data.source = "folder"
-  config.data.protocol = "folder"
-  config.data.path = DEFAULT_PATH
-  config.data.image_size = 64  # Photos of 103-632 x 222-403 px, resized (bilinear).
-  config.model.nz = 100
-  config.model.base_features = 32
-  config.train.batch_size = 32
-  config.train.num_epochs = 15.0
-  config.eval.batch_size = 64
   return config

@@ -17,20 +17,9 @@ from ganad_jax import configs
 
 
 def get_config():
-  config = configs.base_config()
+  # configs/ae_breast_cancer.py's data, widths, optimiser and budget.
+  config = configs.sibling_config(__file__, "ae_breast_cancer")
   config.method = "vae"
-  config.data.source = "sklearn_tabular"
-  config.data.sklearn_name = "breast_cancer"
-  config.data.protocol = "anomaly_class"
-  config.data.class_name = "malignant"
-  config.model.nz = 8
-  config.model.mlp_widths = (64, 32)
-  config.optim.lr = 1e-3
-  config.optim.b1 = 0.9
-  config.train.batch_size = 32
-  config.train.num_epochs = 100.0
-  config.train.checkpoint_every = 400
-  config.eval.batch_size = 512
   config.vae.beta = 1.0
   config.vae.sigma = 0.1
   config.vae.num_score_samples = 16

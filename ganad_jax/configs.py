@@ -1,8 +1,13 @@
-"""The base experiment config and its validation.
+"""The base experiment config, its validation and the blocks configs share.
 
-Every `configs/<name>.py` starts from `base_config()` and changes fields; no
-field is ever added elsewhere, so an unknown field (a typo) is an error.
+Every `configs/<name>.py` starts from `base_config()`, directly or through
+another config file (`sibling_config`), and changes fields; no field is ever
+added elsewhere, so an unknown field (a typo) is an error. The helpers below set
+the groups of fields that several config files share (a data set, a search).
 """
+
+import importlib.util
+import os
 
 import ml_collections
 
@@ -75,6 +80,113 @@ def base_config() -> ml_collections.ConfigDict:
   config.ensemble = ensemble.default_config()  # Seeds x grid in one vmapped program.
   config.mesh = sharding.default_config()  # Devices: ("members", "data") mesh axes.
   return config
+
+
+def shared_data_path(config_file: str, name: str) -> str:
+  """The data folder `name` in ../shared/data beside the repository of `config_file`.
+
+  Args:
+    config_file: a config file's `__file__` (any file one folder below the
+      repository root).
+    name: the folder under shared/data, e.g. "magnetic_tile".
+
+  Returns:
+    The absolute, normalised path, the same wherever the command runs from.
+  """
+  return os.path.normpath(os.path.join(
+      os.path.dirname(os.path.abspath(config_file)), "..", "..", "shared", "data", name))
+
+
+def sibling_config(config_file: str, name: str, *args) -> ml_collections.ConfigDict:
+  """`get_config(*args)` of the config file `name`.py in the folder of `config_file`.
+
+  Loaded by path: `ml_collections.config_flags` loads config files without the
+  repository root on sys.path, so `import configs.<name>` would fail there.
+
+  Args:
+    config_file: the calling config file's `__file__`.
+    name: the other config file's name without ".py", e.g. "ae_digits".
+    *args: passed on to its `get_config`.
+
+  Returns:
+    A fresh ConfigDict, the caller's to change.
+  """
+  path = os.path.join(os.path.dirname(os.path.abspath(config_file)), name + ".py")
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(*args)
+
+
+def digits_anomaly_class(config: ml_collections.ConfigDict, arg: str | None = None) -> None:
+  """Sets `config.data` to GANomaly's anomaly_class protocol on scikit-learn's digits.
+
+  One digit is the anomaly, the other nine are normal; the loader resizes the
+  8x8 grayscale digits to 16x16 (bilinear).
+
+  Args:
+    config: an experiment config, changed in place.
+    arg: the anomalous digit as a config file's argument ("3"); None or "": 0.
+  """
+  config.data.source = "digits"
+  config.data.protocol = "anomaly_class"
+  config.data.class_index = int(arg) if arg else 0
+  config.data.image_size = 16  # The smallest size the nets take; digits are 8x8.
+  config.data.channels = 1
+
+
+def magnetic_tile_folder(config: ml_collections.ConfigDict, path: str) -> None:
+  """Sets `config.data` to an MVTec-AD-style folder of grayscale photos at 64x64.
+
+  The magnetic-tile configs' data: train on train/good, test on test/*, pixel
+  metrics from the ground-truth masks.
+
+  Args:
+    config: an experiment config, changed in place.
+    path: the category folder (Magnetic-Tile-Defect or any MVTec AD category).
+  """
+  config.data.source = "folder"
+  config.data.protocol = "folder"
+  config.data.path = path
+  config.data.image_size = 64  # Photos of 103-632 x 222-403 px, resized (bilinear).
+  config.data.channels = 1
+
+
+def breast_cancer_table(config: ml_collections.ConfigDict) -> None:
+  """Sets the data of the breast-cancer configs and the batch sizes that suit them.
+
+  scikit-learn's bundled breast-cancer table, protocol anomaly_class with the
+  malignant rows as the anomaly. Batches of 32 for the 257 training rows and
+  512 for evaluation (all 283 test rows in one batch).
+
+  Args:
+    config: an experiment config, changed in place.
+  """
+  config.data.source = "sklearn_tabular"
+  config.data.sklearn_name = "breast_cancer"
+  config.data.protocol = "anomaly_class"
+  config.data.class_name = "malignant"
+  config.train.batch_size = 32
+  config.eval.batch_size = 512
+
+
+def anogan_search(config: ml_collections.ConfigDict, steps: int, lr: float,
+                  schedule: str = "constant") -> None:
+  """Sets AnoGAN's latent search: Adam from z = 0, lambda 0.1 on D's penultimate features.
+
+  Args:
+    config: an experiment config, changed in place.
+    steps: optimisation steps per sample.
+    lr: Adam's (initial) learning rate.
+    schedule: "constant" or "piecewise" (see `latent_search.default_config`).
+  """
+  search = config.anogan.search
+  search.steps = steps
+  search.lr = lr
+  search.schedule = schedule
+  search.init = "zeros"
+  search.lam = 0.1
+  search.feature_layer = "penultimate"
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
