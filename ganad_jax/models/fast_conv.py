@@ -108,7 +108,7 @@ def _conv_as_matmul(x, kernel, strides, padding, lhs_dilation):
 
 
 def _conv(x, kernel, strides, padding, lhs_dilation, max_phase_size: int | None = None):
-  """As a matmul if it is one, by phases if lhs-dilated (inputs up to `max_phase_size`), else XLA."""
+  """As a matmul if it is one, by phases if lhs-dilated (inputs <= `max_phase_size`), else XLA."""
   y = _conv_as_matmul(x, kernel, strides, padding, lhs_dilation)
   if y is not None:
     return y
