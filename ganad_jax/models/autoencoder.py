@@ -2,8 +2,8 @@
 
 The AE, VAE, GANomaly and EGBAD methods make the same choice: images (H, W, C)
 go through `dcgan.Encoder` / `dcgan.Decoder`, vectors (F,) through `mlp.MLP`.
-Both factories return the module itself, unnamed by default, so a parent's
-attribute (in `setup`) names it and parameter paths stay `<attribute>/...`.
+Both factories return an unnamed module, so a parent's attribute (in `setup`)
+names it and parameter paths stay `<attribute>/...`.
 `EncoderDecoder` holds the fields the AE, VAE and GANomaly generator share.
 
 Both nets are called as `net(x, train)`. The encoder returns (output, features
@@ -21,7 +21,7 @@ from ganad_jax.models import mlp
 
 
 def encoder(input_shape: Sequence[int], out_features: int, base_features: int,
-            mlp_widths: Sequence[int], dtype: Any, name: str | None = None) -> nn.Module:
+            mlp_widths: Sequence[int], dtype: Any) -> nn.Module:
   """Input -> (N, out_features): `dcgan.Encoder` for images, else `mlp.MLP`.
 
   Args:
@@ -30,15 +30,14 @@ def encoder(input_shape: Sequence[int], out_features: int, base_features: int,
     base_features: channels of the DCGAN encoder's first conv (images only).
     mlp_widths: hidden widths of the MLP, input side first (vectors only).
     dtype: computation dtype.
-    name: module name; leave None inside `setup`, where the attribute names it.
   """
   if len(input_shape) == 3:
-    return dcgan.Encoder(out_features, base_features, dtype, name=name)
-  return mlp.MLP(tuple(mlp_widths), out_features, dtype=dtype, name=name)
+    return dcgan.Encoder(out_features, base_features, dtype)
+  return mlp.MLP(tuple(mlp_widths), out_features, dtype=dtype)
 
 
 def decoder(input_shape: Sequence[int], base_features: int, mlp_widths: Sequence[int],
-            dtype: Any, name: str | None = None) -> nn.Module:
+            dtype: Any) -> nn.Module:
   """Latent (N, nz) -> input shape: `dcgan.Decoder` (tanh) for images, else `mlp.MLP` (linear).
 
   Args:
@@ -49,12 +48,11 @@ def decoder(input_shape: Sequence[int], base_features: int, mlp_widths: Sequence
       autoencoder mirrors its encoder by passing the encoder's widths reversed;
       a GAN generator passes its own.
     dtype: computation dtype.
-    name: module name; leave None inside `setup`, where the attribute names it.
   """
   if len(input_shape) == 3:
     size, _, channels = input_shape
-    return dcgan.Decoder(size, channels, base_features, dtype, name=name)
-  return mlp.MLP(tuple(mlp_widths), input_shape[0], dtype=dtype, name=name)
+    return dcgan.Decoder(size, channels, base_features, dtype)
+  return mlp.MLP(tuple(mlp_widths), input_shape[0], dtype=dtype)
 
 
 class EncoderDecoder(nn.Module):
