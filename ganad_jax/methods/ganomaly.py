@@ -101,10 +101,40 @@ def discriminate(module: nn.Module, params, batch_stats, x, train: bool):
   return logits.reshape(x.shape[0], -1), feature, batch_stats
 
 
-def d_bce(real_logits, fake_logits):
-  """(BCE(real, 1), BCE(fake, 0), mean D(real), mean D(fake)) over all patches."""
-  return (losses.bce_with_logits(real_logits, 1.0), losses.bce_with_logits(fake_logits, 0.0),
-          jax.nn.sigmoid(real_logits).mean(), jax.nn.sigmoid(fake_logits).mean())
+def d_step(module: nn.Module, tx, d_params, d_stats, d_opt, real, fake, scale: float,
+           reinit_below: float, init_fn, key):
+  """One Adam step of D by BCE(D(real), 1) + BCE(D(fake), 0), then `maybe_reinit`.
+
+  The GAN half GANomaly and Skip-GANomaly share: D learns after G's step, on
+  the fake G made before it (the references' order).
+
+  Args:
+    module: the discriminator; `discriminate` applies it.
+    tx, d_params, d_stats, d_opt: its optimiser, parameters, batch stats and
+      optimiser state.
+    real, fake: image batches; `fake` carries no gradient to G.
+    scale: weight of the summed BCE terms (GANomaly's reference averages them:
+      0.5; Skip-GANomaly's sums them: 1.0).
+    reinit_below, init_fn, key: see `maybe_reinit`; 0 disables it.
+
+  Returns:
+    (params, opt_state, batch_stats, metrics): metrics d_loss, mean D(real)
+    "d_real", mean D(fake) "d_fake" over all patches, and "d_reinit" if enabled.
+  """
+  def loss_fn(params):
+    real_logits, _, new_stats = discriminate(module, params, d_stats, real, True)
+    fake_logits, _, new_stats = discriminate(module, params, new_stats, fake, True)
+    loss = scale * (losses.bce_with_logits(real_logits, 1.0)
+                    + losses.bce_with_logits(fake_logits, 0.0))
+    return loss, (new_stats, jax.nn.sigmoid(real_logits).mean(),
+                  jax.nn.sigmoid(fake_logits).mean())
+
+  (loss, (d_stats, d_real, d_fake)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
+  d_params, d_opt = base.adam_update(tx, grads, d_opt, d_params)
+  metrics = {"d_loss": loss, "d_real": d_real, "d_fake": d_fake}
+  if reinit_below > 0.0:
+    d_params, metrics["d_reinit"] = maybe_reinit(d_params, loss, reinit_below, init_fn, key)
+  return d_params, d_opt, d_stats, metrics
 
 
 def maybe_reinit(d_params, d_loss, threshold: float, init_fn, key):
@@ -205,22 +235,11 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
         g_loss_fn, has_aux=True)(params["g"])
     g_params, g_opt = base.adam_update(tx, g_grads, state["opt_state"]["g"], params["g"])
     fake = jax.lax.stop_gradient(fake)  # The reference's D sees the pre-update G(x).
-
-    def d_loss_fn(d_params):
-      real_logits, _, new_stats = discriminate(nets.discriminator, d_params, d_stats, batch, True)
-      fake_logits, _, new_stats = discriminate(nets.discriminator, d_params, new_stats, fake,
-                                               True)
-      real, fake_loss, d_real, d_fake = d_bce(real_logits, fake_logits)
-      return 0.5 * (real + fake_loss), (new_stats, d_real, d_fake)
-
-    (d_loss, (d_stats, d_real, d_fake)), d_grads = jax.value_and_grad(
-        d_loss_fn, has_aux=True)(params["d"])
-    d_params, d_opt = base.adam_update(tx, d_grads, state["opt_state"]["d"], params["d"])
-    metrics = {"loss": g_loss + d_loss, "g_loss": g_loss, "d_loss": d_loss, "g_adv": adv,
-               "g_con": con, "g_enc": enc, "d_real": d_real, "d_fake": d_fake}
-    if reinit_below > 0.0:
-      d_params, metrics["d_reinit"] = maybe_reinit(
-          d_params, d_loss, reinit_below, lambda k: nets.init_d(k, batch)["params"], key)
+    d_params, d_opt, d_stats, d_metrics = d_step(
+        nets.discriminator, tx, params["d"], d_stats, state["opt_state"]["d"], batch, fake, 0.5,
+        reinit_below, lambda k: nets.init_d(k, batch)["params"], key)
+    metrics = {"loss": g_loss + d_metrics["d_loss"], "g_loss": g_loss, "g_adv": adv,
+               "g_con": con, "g_enc": enc, **d_metrics}
 
     new_state = {"step": state["step"] + 1, "params": {"g": g_params, "d": d_params},
                  "batch_stats": {"g": g_stats, "d": d_stats},

@@ -120,23 +120,11 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
         g_loss_fn, has_aux=True)(params["g"])
     g_params, g_opt = base.adam_update(tx, g_grads, state["opt_state"]["g"], params["g"])
     fake = jax.lax.stop_gradient(fake)
-
-    def d_loss_fn(d_params):
-      real_logits, _, new_stats = ganomaly.discriminate(discriminator, d_params, d_stats,
-                                                        batch, True)
-      fake_logits, _, new_stats = ganomaly.discriminate(discriminator, d_params, new_stats,
-                                                        fake, True)
-      real, fake_loss, d_real, d_fake = ganomaly.d_bce(real_logits, fake_logits)
-      return real + fake_loss, (new_stats, d_real, d_fake)
-
-    (d_loss, (d_stats, d_real, d_fake)), d_grads = jax.value_and_grad(
-        d_loss_fn, has_aux=True)(params["d"])
-    d_params, d_opt = base.adam_update(tx, d_grads, state["opt_state"]["d"], params["d"])
-    metrics = {"loss": g_loss + d_loss, "g_loss": g_loss, "d_loss": d_loss, "g_adv": adv,
-               "g_con": con, "g_lat": lat, "d_real": d_real, "d_fake": d_fake}
-    if reinit_below > 0.0:
-      d_params, metrics["d_reinit"] = ganomaly.maybe_reinit(
-          d_params, d_loss, reinit_below, lambda k: init_d(k, batch)["params"], key)
+    d_params, d_opt, d_stats, d_metrics = ganomaly.d_step(
+        discriminator, tx, params["d"], d_stats, state["opt_state"]["d"], batch, fake, 1.0,
+        reinit_below, lambda k: init_d(k, batch)["params"], key)
+    metrics = {"loss": g_loss + d_metrics["d_loss"], "g_loss": g_loss, "g_adv": adv,
+               "g_con": con, "g_lat": lat, **d_metrics}
 
     new_state = {"step": state["step"] + 1, "params": {"g": g_params, "d": d_params},
                  "batch_stats": {"g": g_stats, "d": d_stats},
