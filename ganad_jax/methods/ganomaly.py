@@ -112,7 +112,7 @@ def d_step(module: nn.Module, tx, d_params, d_stats, d_opt, real, fake, scale: f
     module: the discriminator; `discriminate` applies it.
     tx, d_params, d_stats, d_opt: its optimiser, parameters, batch stats and
       optimiser state.
-    real, fake: image batches; `fake` carries no gradient to G.
+    real, fake: image batches; no gradient flows back through `fake`.
     scale: weight of the summed BCE terms (GANomaly's reference averages them:
       0.5; Skip-GANomaly's sums them: 1.0).
     reinit_below, init_fn, key: see `maybe_reinit`; 0 disables it.
@@ -121,6 +121,8 @@ def d_step(module: nn.Module, tx, d_params, d_stats, d_opt, real, fake, scale: f
     (params, opt_state, batch_stats, metrics): metrics d_loss, mean D(real)
     "d_real", mean D(fake) "d_fake" over all patches, and "d_reinit" if enabled.
   """
+  fake = jax.lax.stop_gradient(fake)
+
   def loss_fn(params):
     real_logits, _, new_stats = discriminate(module, params, d_stats, real, True)
     fake_logits, _, new_stats = discriminate(module, params, new_stats, fake, True)
@@ -234,7 +236,6 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     (g_loss, (fake, g_stats, d_stats, adv, con, enc)), g_grads = jax.value_and_grad(
         g_loss_fn, has_aux=True)(params["g"])
     g_params, g_opt = base.adam_update(tx, g_grads, state["opt_state"]["g"], params["g"])
-    fake = jax.lax.stop_gradient(fake)  # The reference's D sees the pre-update G(x).
     d_params, d_opt, d_stats, d_metrics = d_step(
         nets.discriminator, tx, params["d"], d_stats, state["opt_state"]["d"], batch, fake, 0.5,
         reinit_below, lambda k: nets.init_d(k, batch)["params"], key)

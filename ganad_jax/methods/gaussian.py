@@ -349,7 +349,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       # calls for `precision_` took 56 s against 8 s for 4,096 features (64x64 pixels).
       eigvals, eigvecs = np.linalg.eigh(estimator.covariance_)
       keep = eigvals > eigvals.max() * len(eigvals) * np.finfo(eigvals.dtype).eps  # pinvh's cutoff.
-      inv_sqrt = np.where(keep, 1.0 / np.sqrt(np.where(keep, eigvals, 1.0)), 0.0)
+      inv_sqrt = np.zeros_like(eigvals)
+      inv_sqrt[keep] = 1.0 / np.sqrt(eigvals[keep])
       stats[f"layer{i}"] = {
           "mean": jnp.asarray(estimator.location_, jnp.float32),
           "whitening": jnp.asarray(eigvecs * inv_sqrt, jnp.float32)}

@@ -119,7 +119,6 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     (g_loss, (fake, g_stats, d_stats, adv, con, lat)), g_grads = jax.value_and_grad(
         g_loss_fn, has_aux=True)(params["g"])
     g_params, g_opt = base.adam_update(tx, g_grads, state["opt_state"]["g"], params["g"])
-    fake = jax.lax.stop_gradient(fake)
     d_params, d_opt, d_stats, d_metrics = ganomaly.d_step(
         discriminator, tx, params["d"], d_stats, state["opt_state"]["d"], batch, fake, 1.0,
         reinit_below, lambda k: init_d(k, batch)["params"], key)
