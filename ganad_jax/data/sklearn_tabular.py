@@ -57,5 +57,6 @@ def read(config: ml_collections.ConfigDict) -> tuple[pool.Pool, tabular.Table]:
       class_names=tuple(str(n) for n in bunch.target_names),
       name=f'sklearn {name}', notes=notes,
       info={'dataset': f'sklearn.datasets.load_{name}',
-            'numeric_columns': list(numeric), 'categorical_columns': []})
+            'numeric_columns': list(numeric), 'categorical_columns': [],
+            'categorical_reasons': {}})
   return source_pool, tabular.Table(numeric=numeric, categorical={})

@@ -9,11 +9,34 @@ Files:
   - NPZ, layout 'columns' (any NPZ without 'x' and 'y'): one 1-D array of
     length N per column, named by its key; `label_column` names the label.
 
-Columns: a column is numeric when its dtype is numeric or every non-empty
-value parses as a float; otherwise, or when listed in `categorical_columns`,
-it is categorical. Empty cells of numeric columns count as NaN, and NaN or
-Inf anywhere in a numeric column is an error (impute first). Categorical
-values are strings; an empty cell is a category of its own.
+Missing values: after stripping, a cell equal (case-insensitively) to one
+of MISSING_TOKENS ('', '?', 'NA', 'N/A', 'NaN', 'null', 'None', '-') is
+missing. Missing cells never decide a column's type.
+
+Columns: a column is numeric when its dtype is numeric or every non-missing
+value parses as a float. It is categorical when it is listed in
+`categorical_columns` or when none of its non-missing values is a number. A
+column whose non-missing values are partly numbers and partly text (a stray
+'12a' among measurements) is refused, naming its row and value: list it in
+`categorical_columns` or fix the value. Missing cells, NaN or Inf anywhere in
+a numeric column are an error naming column, row and token (impute first).
+In a categorical column, missing tokens are kept as categories of their own
+spelling and reported. Which columns are categorical and why is in the pool's
+info ('categorical_reasons': column -> reason) and notes, so in results.json.
+
+Value spellings (labels and categorical values alike; `_group_spellings`):
+when every non-missing value of the column parses as a finite number, values
+are grouped BY NUMBER: '1', '1.0' and '01' are one class, named by the
+shortest integer or float spelling ('1', '0.5'); the merged spellings are
+reported in the notes. Otherwise values are text, compared exactly after
+stripping; two values that are one number in two spellings ('1' and '01')
+or differ only in case ('Attack' and 'attack') are refused, naming both
+spellings, since grouping them or not would be a guess. Labels may not be
+missing (any MISSING_TOKENS spelling) or non-finite, and may not mix numbers
+and text ('1' and 'one': is 'one' class 1?).
+
+Rows in error messages are file lines for CSV (the header is line 1) and
+0-based indices for NPZ.
 
 Encoding happens AFTER the protocol split and is fitted on the training rows
 only: numeric columns are scaled by MinMaxScaler to [-1, 1] (the images'
@@ -23,7 +46,7 @@ categorical columns are one-hot encoded by OneHotEncoder(handle_unknown=
 float32 (N, F): numeric columns first, then the one-hot blocks.
 
 Classes are the sorted unique label values (numerically sorted when every
-value is a number); `kinds` is the label value as a string.
+value is a number, see above); `kinds` is the class name.
 """
 
 import csv
@@ -35,6 +58,12 @@ import numpy as np
 from sklearn import preprocessing
 
 from ganad_jax.data import pool
+
+
+# Cells that mean "no value", compared case-insensitively after stripping.
+MISSING_TOKENS = ('', '?', 'na', 'n/a', 'nan', 'null', 'none', '-')
+_MISSING = frozenset(MISSING_TOKENS)
+_EXAMPLES = 3  # Values quoted in reasons and errors.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,54 +78,145 @@ class Table:
   categorical: dict[str, np.ndarray]
 
 
-def _as_float(values: np.ndarray) -> np.ndarray | None:
-  """Parses strings as floats ('' -> NaN); None if any value is not a number."""
-  out = np.empty(len(values), np.float64)
-  for i, value in enumerate(values):
-    if value == '':
-      out[i] = np.nan
-      continue
-    try:
-      out[i] = float(value)
-    except ValueError:
-      return None
-  return out
+def is_missing(value: str) -> bool:
+  """Whether a cell is one of MISSING_TOKENS (case-insensitive, stripped)."""
+  return value.strip().lower() in _MISSING
 
 
-def _value_strings(values: np.ndarray) -> np.ndarray:
-  """Label or category values as strings ('3', not '3.0', for whole floats)."""
+def _number(value: str) -> float | None:
+  """`value` as a float, or None when it is not a number ('1_0' is not)."""
+  if '_' in value:
+    return None
+  try:
+    return float(value)
+  except ValueError:
+    return None
+
+
+def _number_name(value: float) -> str:
+  """The spelling of a number as a class / category: '1' for 1.0, '0.5'."""
+  if value == np.round(value) and abs(value) < 2**53:
+    return str(int(value))
+  return repr(float(value))
+
+
+def _strings(values: np.ndarray) -> np.ndarray:
+  """A column as stripped strings; numbers of a numeric dtype spelled as by `_number_name`."""
   values = np.asarray(values)
-  if values.dtype.kind == 'f' and np.all(np.isfinite(values)) and np.all(
-      values == np.round(values)):
-    values = values.astype(np.int64)
-  if values.dtype.kind in 'OSU':
-    return np.asarray([str(v).strip() for v in values], dtype=str)
-  return values.astype(str)
+  if values.dtype.kind in 'iuf':
+    return np.asarray([_number_name(v) if np.isfinite(v) else str(v)
+                       for v in values.astype(np.float64)], dtype=str)
+  return np.asarray([str(v).strip() for v in values], dtype=str)
 
 
-def _is_numeric_dtype(values: np.ndarray) -> bool:
-  return values.dtype.kind in 'biuf'
+def _quote(values) -> str:
+  return ', '.join(repr(str(v)) for v in values)
 
 
-def _read_csv(path: str) -> dict[str, np.ndarray]:
-  """Reads a CSV file into name -> str column."""
+def _group_spellings(values: np.ndarray, what: str, where
+                     ) -> tuple[np.ndarray, dict[str, list[str]]]:
+  """Names the values of a label or categorical column (module docstring rule).
+
+  Args:
+    values: stripped strings; missing tokens are kept as they are.
+    what: the column, for messages ("label column 'y' of f.csv").
+    where: row index -> its place in the file, for messages.
+
+  Returns:
+    (value names, name -> the spellings merged into it, for names of more
+    than one spelling).
+
+  Raises:
+    ValueError: text values of which two are one number in two spellings,
+      or differ only in case.
+  """
+  present = [i for i, v in enumerate(values) if not is_missing(v)]
+  numbers = {i: _number(values[i]) for i in present}
+  if present and all(n is not None and np.isfinite(n) for n in numbers.values()):
+    names = values.copy()
+    merged = {}
+    for i in present:
+      names[i] = _number_name(numbers[i])
+      merged.setdefault(str(names[i]), set()).add(str(values[i]))
+    names = np.asarray(names.tolist(), dtype=str)
+    return names, {k: sorted(v) for k, v in merged.items() if len(v) > 1}
+  by_number, by_case = {}, {}
+  for i in present:
+    value = str(values[i])
+    if numbers[i] is not None and np.isfinite(numbers[i]):
+      by_number.setdefault(numbers[i], {}).setdefault(value, i)
+    by_case.setdefault(value.lower(), {}).setdefault(value, i)
+  for kind, groups in (('one number', by_number), ('one word in two cases', by_case)):
+    for spellings in groups.values():
+      if len(spellings) > 1:
+        (a, i), (b, j) = sorted(spellings.items(), key=lambda kv: kv[1])[:2]
+        raise ValueError(
+            f'{what} spells {kind} as {a!r} ({where(i)}) and {b!r} ({where(j)}) '
+            'among text values, so it cannot tell whether they are one value; '
+            'use one spelling.')
+  return values, {}
+
+
+def _column_type(name: str, values: np.ndarray, forced: bool, what: str, where
+                 ) -> tuple[np.ndarray | None, str]:
+  """Types one column of strings: (float64 column, '') or (None, why categorical).
+
+  Raises:
+    ValueError: a column mixing numbers and text, naming a row of each.
+  """
+  missing = np.asarray([is_missing(v) for v in values], bool)
+  tokens = sorted({str(v) for v in values[missing]})
+  kept = (f'; missing-value tokens {_quote(tokens)} ({int(missing.sum())} '
+          'rows) kept as categories' if tokens else '')
+  if forced:
+    return None, f'listed in data.categorical_columns{kept}'
+  out = np.full(len(values), np.nan)
+  text = []
+  for i in np.flatnonzero(~missing):
+    number = _number(values[i])
+    if number is None:
+      text.append(i)
+    else:
+      out[i] = number
+  if not text:
+    return out, ''
+  text_rows = set(text)
+  numbers = [i for i in np.flatnonzero(~missing) if i not in text_rows]
+  if numbers:
+    raise ValueError(
+        f'Column {name!r} of {what} mixes numbers and text: '
+        f'{str(values[text[0]])!r} at {where(text[0])}, '
+        f'{str(values[numbers[0]])!r} at {where(numbers[0])} '
+        f'({len(text)} text, {len(numbers)} number cells); fix the value, '
+        'mark it missing, or list the column in data.categorical_columns.')
+  examples = list(dict.fromkeys(str(values[i]) for i in text))[:_EXAMPLES]
+  return None, f'non-numeric values such as {_quote(examples)}{kept}'
+
+
+def _read_csv(path: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """Reads a CSV file into (name -> str column, file line of each row)."""
   with open(path, newline='', encoding='utf-8') as f:
-    rows = list(csv.reader(f))
-  rows = [row for row in rows if row]  # Blank lines.
+    reader = csv.reader(f)
+    rows, lines = [], []
+    for row in reader:
+      if row:  # Blank lines.
+        rows.append(row)
+        lines.append(reader.line_num)
   if not rows:
     raise ValueError(f'CSV file {path} is empty.')
   header = [name.strip() for name in rows[0]]
   if len(set(header)) != len(header):
     raise ValueError(f'CSV file {path} has duplicate column names: {header}.')
-  for line, row in enumerate(rows[1:], start=2):
+  for line, row in zip(lines[1:], rows[1:]):
     if len(row) != len(header):
       raise ValueError(
-          f'CSV file {path}, row {line}: {len(row)} fields, header has '
+          f'CSV file {path}, line {line}: {len(row)} fields, header has '
           f'{len(header)}.')
   if len(rows) == 1:
     raise ValueError(f'CSV file {path} has a header but no rows.')
   body = np.asarray(rows[1:], dtype=str)
-  return {name: np.char.strip(body[:, j]) for j, name in enumerate(header)}
+  columns = {name: np.char.strip(body[:, j]) for j, name in enumerate(header)}
+  return columns, np.asarray(lines[1:])
 
 
 def _read_npz(path: str, label_column: str
@@ -133,28 +253,35 @@ def _read_npz(path: str, label_column: str
 
 
 def read(config: ml_collections.ConfigDict) -> tuple[pool.Pool, Table]:
-  """Reads a tabular file and types its columns.
+  """Reads a tabular file and types its columns (rules: module docstring).
 
   Args:
     config: the `data` sub-config (path, label_column, categorical_columns).
 
   Returns:
-    (the pool: labels and class names, x None; the typed feature columns).
+    (the pool: labels and class names, x None, info with 'numeric_columns',
+    'categorical_columns' and 'categorical_reasons'; the typed feature
+    columns).
 
   Raises:
     FileNotFoundError: when the file is missing.
     ValueError: an unknown file type, a missing label column (listing the
-      columns present), unknown categorical columns, NaN / Inf in numeric
-      columns (naming them with counts), or empty labels.
+      columns present), unknown categorical columns, a column mixing numbers
+      and text, missing / NaN / Inf values in numeric columns (naming them
+      with counts and the first row and token of each), missing or non-finite
+      labels, or a label / category spelled two ways (naming the spellings).
   """
   path = config.path
   if not os.path.isfile(path):
     raise FileNotFoundError(f'Tabular file not found: {path}')
   extension = os.path.splitext(path)[1].lower()
   if extension == '.csv':
-    columns, label_column, layout = _read_csv(path), config.label_column, 'csv'
+    columns, lines = _read_csv(path)
+    label_column, layout = config.label_column, 'csv'
+    where = lambda i: f'line {lines[i]}'
   elif extension == '.npz':
     columns, label_column, layout = _read_npz(path, config.label_column)
+    where = lambda i: f'row {i}'
   else:
     raise ValueError(
         f'Tabular file {path} must end in .csv or .npz; got {extension!r}.')
@@ -172,36 +299,58 @@ def read(config: ml_collections.ConfigDict) -> tuple[pool.Pool, Table]:
   if not features:
     raise ValueError(f'{path} has no feature column besides the label.')
 
-  numeric, categorical = {}, {}
+  numeric, categorical, reasons, spellings = {}, {}, {}, {}
   for name in features:
     values = columns[name]
-    parsed = None
-    if name not in forced:
-      if _is_numeric_dtype(values):
-        parsed = values.astype(np.float64)
-      else:
-        parsed = _as_float(np.asarray([str(v).strip() for v in values]))
-    if parsed is None:
-      categorical[name] = _value_strings(values)
-    else:
+    if name not in forced and values.dtype.kind in 'biuf':
+      numeric[name] = values.astype(np.float64)
+      continue
+    strings = _strings(values)
+    parsed, reason = _column_type(name, strings, name in forced, path, where)
+    if parsed is not None:
       numeric[name] = parsed
-  bad = {name: int((~np.isfinite(v)).sum()) for name, v in numeric.items()}
-  bad = {name: n for name, n in bad.items() if n}
+      continue
+    categorical[name], merged = _group_spellings(
+        strings, f'Column {name!r} of {path}', where)
+    reasons[name] = reason
+    if merged:
+      spellings[name] = merged
+  bad = {}
+  for name, v in numeric.items():
+    rows = np.flatnonzero(~np.isfinite(v))
+    if len(rows):
+      cell = columns[name][rows[0]]
+      token = str(cell).strip() if isinstance(cell, str) else str(cell)
+      bad[name] = (len(rows), f'{where(rows[0])} {token!r}')
   if bad:
-    listed = ', '.join(f'{name!r} ({n})' for name, n in bad.items())
+    counts = ', '.join(f'{name!r} ({n})' for name, (n, _) in bad.items())
+    firsts = '; '.join(f'first in {name!r}: {at}' for name, (_, at) in bad.items())
     raise ValueError(
-        f'NaN / Inf / empty values in numeric columns of {path}: {listed}. '
-        'Impute or drop them first.')
+        f'NaN / Inf / empty values in numeric columns of {path}: {counts}; '
+        f'{firsts}. Missing-value tokens {_quote(MISSING_TOKENS)} (any case) '
+        'count as missing; impute or drop them first.')
 
-  label_values = _value_strings(columns[label_column])
-  empty = int((label_values == '').sum())
-  if empty or np.any(np.isin(label_values, ['nan', 'inf', '-inf'])):
+  label_values = _strings(columns[label_column])
+  what = f'Label column {label_column!r} of {path}'
+  first = {}  # 'number' / 'text' -> its first row.
+  for i, value in enumerate(label_values):
+    value = str(value)
+    number = _number(value)
+    if is_missing(value) or (number is not None and not np.isfinite(number)):
+      raise ValueError(
+          f'{what} has a missing or non-finite label {value!r} at {where(i)} '
+          f'(missing-value tokens: {_quote(MISSING_TOKENS)}, any case).')
+    first.setdefault('text' if number is None else 'number', i)
+  if len(first) == 2:
+    i, j = first['number'], first['text']
     raise ValueError(
-        f'Label column {label_column!r} of {path} has missing or NaN values '
-        f'({empty} empty).')
+        f'{what} mixes numbers and text: {str(label_values[i])!r} at '
+        f'{where(i)}, {str(label_values[j])!r} at {where(j)}; it cannot tell '
+        'whether the text names one of the numbers, so use one kind of label.')
+  label_values, merged_labels = _group_spellings(label_values, what, where)
   names = np.unique(label_values)
-  as_numbers = _as_float(names)
-  if as_numbers is not None:
+  as_numbers = [_number(n) for n in names]
+  if all(n is not None for n in as_numbers):
     names = names[np.argsort(as_numbers, kind='stable')]
   index = {name: i for i, name in enumerate(names)}
   labels = [index[value] for value in label_values]
@@ -211,7 +360,14 @@ def read(config: ml_collections.ConfigDict) -> tuple[pool.Pool, Table]:
       'feature columns',
       'numeric columns MinMax-scaled to [-1, 1] and categorical columns '
       'one-hot encoded, both fitted on the training split only',
+      *[f'column {name!r} is categorical: {why}' for name, why in reasons.items()],
   ]
+  if merged_labels:
+    notes.append('label values grouped by number: ' + '; '.join(
+        f'{_quote(s)} are class {k!r}' for k, s in merged_labels.items()))
+  for name, merged in spellings.items():
+    notes.append(f'column {name!r} values grouped by number: ' + '; '.join(
+        f'{_quote(s)} are {k!r}' for k, s in merged.items()))
   source_pool = pool.Pool(
       x=None, labels=np.asarray(labels, np.int64),
       class_names=tuple(str(n) for n in names),
@@ -219,7 +375,12 @@ def read(config: ml_collections.ConfigDict) -> tuple[pool.Pool, Table]:
       notes=tuple(notes),
       info={'label_column': label_column, 'layout': layout,
             'numeric_columns': list(numeric),
-            'categorical_columns': list(categorical)})
+            'categorical_columns': list(categorical),
+            'categorical_reasons': reasons,
+            'missing_tokens': list(MISSING_TOKENS),
+            'merged_spellings': {
+                **({label_column: merged_labels} if merged_labels else {}),
+                **spellings}})
   return source_pool, Table(numeric=numeric, categorical=categorical)
 
 
