@@ -5,19 +5,42 @@ import logging as logging_std
 import os
 import tempfile
 import time
+from typing import BinaryIO, Callable
 
 from absl import logging
 import numpy as np
+from PIL import Image
 
 
-def write_atomic(path: str, text: str) -> None:
-  """Writes `text` to `path` via a temporary file and a rename: never half-written."""
+def write_atomic(path: str, data: str | bytes | Callable[[BinaryIO], None]) -> None:
+  """Writes `path` all at once or not at all: the one atomic writer of a run.
+
+  Every file a run writes (config.json, results.json / .md, scores.npz,
+  figures, reconstructions.png, benchmark / sweep tables, score caches) is to
+  be written through here (or `write_json`, `save_npz`, `save_image`): the
+  content goes to a hidden temporary file in the same directory (created if
+  missing), is flushed and fsynced, then renamed over
+  `path` with `os.replace`. A failure at any point (a figure that fails to
+  render, a full disk, Ctrl-C) removes the temporary file and leaves `path`
+  as it was: the old complete file, or none.
+
+  Args:
+    path: the file to write.
+    data: text (written as UTF-8), bytes, or a function that writes the
+      content to the binary file object it is given (np.savez, PIL's save).
+  """
   directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                             suffix=".tmp")
   try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
+    with os.fdopen(fd, "wb") as f:
+      if callable(data):
+        data(f)
+      else:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
       f.flush()
+      os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would hide results from others.
       os.fsync(f.fileno())
     os.replace(tmp, path)
   except BaseException:
@@ -27,7 +50,21 @@ def write_atomic(path: str, text: str) -> None:
 
 
 def write_json(path: str, obj) -> None:
+  """Writes `obj` as sorted, indented JSON (NaN refused), atomically."""
   write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def save_npz(path: str, arrays: dict) -> None:
+  """np.savez of `arrays` to exactly `path` (no ".npz" appended), atomically."""
+  write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def save_image(path: str, image: np.ndarray) -> None:
+  """Writes a uint8 HW / HWC array as an image (format from the extension), atomically."""
+  fmt = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+  if fmt is None:
+    raise ValueError(f"Cannot tell the image format of {path} from its extension.")
+  write_atomic(path, lambda f: Image.fromarray(np.asarray(image)).save(f, format=fmt))
 
 
 class _DropOrbaxInfo(logging_std.Filter):

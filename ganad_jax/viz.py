@@ -13,7 +13,6 @@ of several images share one colour scale (never normalised per image), so a
 bright map means a large residual, not merely the largest of its image.
 """
 
-import io
 import os
 
 import numpy as np
@@ -48,14 +47,8 @@ def to_rgb_array(fig: mfigure.Figure) -> np.ndarray:
 
 
 def save_png(fig: mfigure.Figure, path: str) -> None:
-  """Writes `fig` as a PNG to `path` atomically (a temporary file, then a rename)."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  buffer = io.BytesIO()
-  backend_agg.FigureCanvasAgg(fig).print_png(buffer)
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(buffer.getvalue())
-  os.replace(tmp, path)
+  """Writes `fig` as a PNG to `path` atomically (`reporting.write_atomic`)."""
+  reporting.write_atomic(path, backend_agg.FigureCanvasAgg(fig).print_png)
 
 
 def add_to_writer(writer, tag: str, fig: mfigure.Figure, step: int) -> None:
@@ -502,10 +495,7 @@ def save_scores(path: str, labels, outputs: dict, kinds=None) -> None:
       arrays[name] = np.asarray(outputs[name], np.float32)
   if kinds is not None:
     arrays["kinds"] = np.asarray(kinds, dtype=str)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.tmp{os.getpid()}.npz"
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  reporting.save_npz(path, arrays)
 
 
 def load_scores(path: str) -> dict[str, np.ndarray]:
