@@ -67,6 +67,7 @@ def test_default_config_fields():
       'tfds_name': 'mnist', 'data_dir': '', 'tfds_splits': ('train', 'test'),
       'test_fraction': 0.2, 'val_fraction': 0.1, 'max_per_class': 0,
       'label_column': 'label', 'categorical_columns': (), 'sklearn_name': 'breast_cancer',
+      'float_scale': 1.0, 'empty_masks': 'error',
   }
 
 
@@ -359,12 +360,16 @@ def _mask(path, size, left_half=True):
 
 
 def _tiny_folder(root):
-  """Writes an MVTec-like category: mixed formats, modes and sizes."""
+  """Writes an MVTec-like category: mixed formats, modes and sizes.
+
+  Every image differs (the loader refuses identical pixels in two files).
+  """
+  value = iter(range(20, 40))
   os.makedirs(os.path.join(root, 'train', 'good'))
   for i in range(6):
     ext, mode = [('png', 'RGB'), ('jpg', 'L'), ('bmp', 'RGB')][i % 3]
     _image(os.path.join(root, 'train', 'good', f'{i:03d}.{ext}'),
-           (20 + 4 * i, 30), mode)
+           (20 + 4 * i, 30), mode, next(value))
   for kind, n in [('good', 2), ('scratch', 2), ('hole', 1)]:
     os.makedirs(os.path.join(root, 'test', kind))
     if kind != 'good':
@@ -372,7 +377,8 @@ def _tiny_folder(root):
     for i in range(n):
       size = (40, 24 + 8 * i)
       ext, mode = ('jpg', 'RGB') if i % 2 else ('png', 'L')
-      _image(os.path.join(root, 'test', kind, f'{i:03d}.{ext}'), size, mode)
+      _image(os.path.join(root, 'test', kind, f'{i:03d}.{ext}'), size, mode,
+             next(value))
       if kind != 'good':
         _mask(os.path.join(root, 'ground_truth', kind, f'{i:03d}_mask.png'),
               size)
@@ -459,8 +465,12 @@ def test_folder_bad_input(tmp_path, case, error, match):
 def test_folder_real_magnetic_tile():
   if not os.path.isdir(TILE_DIR):
     pytest.skip(f'magnetic_tile not present at {TILE_DIR}')
+  with pytest.raises(ValueError, match=r'Defective image .*uneven/exp3_num_'
+                     r'45042\.jpg has an empty mask .* \(and 3 more'):
+    data.load(_config(source='folder', protocol='folder', path=TILE_DIR,
+                      image_size=32), seed=0)
   s = data.load(_config(source='folder', protocol='folder', path=TILE_DIR,
-                        image_size=32), seed=0)
+                        image_size=32, empty_masks='keep'), seed=0)
   _check_splits(s, (32, 32, 1))
   assert s.info['sizes']['train_good'] == 762
   assert len(s.train.y) + len(s.val.y) == 762
@@ -471,10 +481,13 @@ def test_folder_real_magnetic_tile():
   assert set(np.unique(s.test.masks)) == {0.0, 1.0}
   assert not s.test.masks[s.test.y == 0].any()
   empty = int((~s.test.masks[s.test.y == 1].any(axis=(1, 2))).sum())
-  # 4 'uneven' masks are empty in the dataset itself, and NEAREST at 32x32
-  # drops some thin defects (38 of 392 empty at 32, 6 at 64, 4 at 256).
-  assert 4 <= empty <= 50
-  assert f'{empty} defect masks are all zero at 32x32' in s.info['notes']
+  # 4 'uneven' masks are empty in the dataset itself (kept with
+  # empty_masks='keep'), and NEAREST at 32x32 drops 29 thin defects.
+  assert empty == 33
+  assert ('29 defect masks lose all their pixels when resized to 32x32 '
+          '(nearest)') in s.info['notes']
+  assert any(n.startswith('4 defect masks empty in the files themselves')
+             for n in s.info['notes'])
 
 
 # ---------------------------------------------------------------- tabular ---

@@ -8,6 +8,7 @@ import ml_collections
 SOURCES = ('digits', 'tfds', 'idx', 'folder', 'tabular', 'sklearn_tabular')
 PROTOCOLS = ('anomaly_class', 'normal_class', 'folder')
 IMAGE_SOURCES = ('digits', 'tfds', 'idx', 'folder')
+EMPTY_MASKS = ('error', 'keep')
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -38,6 +39,13 @@ def default_config() -> ml_collections.ConfigDict:
       (non-numeric columns are always categorical).
     sklearn_name: the bundled scikit-learn set of source 'sklearn_tabular'
       ('breast_cancer', 'wine', 'iris').
+    float_scale: the declared maximum of float (PIL mode 'F') image files of
+      source 'folder': values in [0, float_scale] map to [0, 1]; a float
+      file outside that range is refused. A float file does not declare its
+      range, so the user does (1.0 or 255.0).
+    empty_masks: 'error' (a defective image whose mask file has no defect
+      pixel is refused, naming it) | 'keep' (keep such images with all-zero
+      masks; each is named in info['notes']).
   """
   config = ml_collections.ConfigDict()
   config.source = 'digits'
@@ -56,6 +64,8 @@ def default_config() -> ml_collections.ConfigDict:
   config.label_column = 'label'
   config.categorical_columns = ()
   config.sklearn_name = 'breast_cancer'
+  config.float_scale = 1.0
+  config.empty_masks = 'error'
   return config
 
 
@@ -101,6 +111,16 @@ def validate(config: ml_collections.ConfigDict, seed: int) -> None:
   if (not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or
       seed < 0):
     raise ValueError(f'seed must be a non-negative int; got {seed!r}.')
+  scale = config.float_scale
+  if (not isinstance(scale, numbers.Real) or isinstance(scale, bool) or
+      not 0.0 < scale < float('inf')):
+    raise ValueError(
+        f'float_scale must be a positive finite number (1.0 or 255.0); got '
+        f'{scale!r}.')
+  if config.empty_masks not in EMPTY_MASKS:
+    raise ValueError(
+        f'empty_masks must be one of {EMPTY_MASKS}; got '
+        f'{config.empty_masks!r}.')
   if config.source in ('idx', 'folder', 'tabular'):
     if not config.path:
       kind = 'file' if config.source == 'tabular' else 'folder'

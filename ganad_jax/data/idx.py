@@ -4,9 +4,16 @@ A folder holds pairs `<prefix>-images-idx3-ubyte[.gz]` and
 `<prefix>-labels-idx1-ubyte[.gz]` (MNIST: prefixes 'train' and 't10k'; the
 '<prefix>-images.idx3-ubyte' spelling is accepted too). Headers are
 big-endian: magic 2051 (images: count, rows, cols) or 2049 (labels: count).
+
+The same sample must not enter the pool twice: one images file present both
+gzipped and not (`x-images-idx3-ubyte` and `x-images-idx3-ubyte.gz`) is
+refused, and so are two images files with identical content (one file
+copied under another prefix), naming both (DuplicateSampleError). Single
+images repeating another's pixels are counted in a note and a warning.
 """
 
 import gzip
+import hashlib
 import os
 import re
 
@@ -20,6 +27,10 @@ from ganad_jax.data import pool
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
 _IMAGES_RE = re.compile(r'^(?P<prefix>.+)-images[-.]idx3-ubyte(?P<gz>\.gz)?$')
+
+
+class DuplicateSampleError(ValueError):
+  """The same IDX file or image twice in the pool; names both."""
 
 
 def _read_bytes(path: str) -> bytes:
@@ -99,16 +110,23 @@ def find_pairs(folder: str) -> list[tuple[str, str]]:
   Raises:
     FileNotFoundError: if the folder is missing, holds no images file, or an
       images file lacks its labels file.
+    DuplicateSampleError: an images file present both gzipped and not.
   """
   if not os.path.isdir(folder):
     raise FileNotFoundError(f'IDX folder not found: {folder}')
   names = sorted(os.listdir(folder))
-  pairs = []
+  pairs, seen = [], {}
   for name in names:
     match = _IMAGES_RE.match(name)
     if not match:
       continue
     prefix, gz = match['prefix'], match['gz'] or ''
+    if prefix in seen:
+      raise DuplicateSampleError(
+          f'IDX images {os.path.join(folder, seen[prefix])} and '
+          f'{os.path.join(folder, name)} are one file in two forms (gzipped '
+          'and not): its images would enter the pool twice; remove one.')
+    seen[prefix] = name
     sep = '-' if '-images-idx3' in name else '.'
     candidates = [f'{prefix}-labels{sep}idx1-ubyte{ext}'
                   for ext in (gz, '' if gz else '.gz')]
@@ -125,6 +143,48 @@ def find_pairs(folder: str) -> list[tuple[str, str]]:
   return pairs
 
 
+def _check_duplicates(raw: list[np.ndarray], names: list[str]) -> str:
+  """Refuses two images files with the same content; counts repeated images.
+
+  Args:
+    raw: uint8 (N_i, rows, cols) per images file.
+    names: the images files' names, aligned with raw.
+
+  Returns:
+    A note: how many images repeat an earlier image's pixels, with the first
+    such pair (a dataset may hold identical images of distinct samples, so
+    single repeats are reported, not refused).
+
+  Raises:
+    DuplicateSampleError: two files with identical images, naming both.
+  """
+  files = {}
+  for name, x in zip(names, raw):
+    key = hashlib.blake2b(str(x.shape).encode() + x.tobytes()).digest()
+    if key in files:
+      raise DuplicateSampleError(
+          f'IDX images files {files[key]} and {name} hold identical images: '
+          'the same samples twice in the pool (leakage across train / val / '
+          'test); remove one.')
+    files[key] = name
+  first, repeats, example = {}, 0, ''
+  for name, x in zip(names, raw):
+    for i, image in enumerate(x):
+      key = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+      if key in first:
+        repeats += 1
+        if not example:
+          example = (f' (first: image {i} of {name} = image {first[key][1]} '
+                     f'of {first[key][0]})')
+      else:
+        first[key] = (name, i)
+  if repeats:
+    logging.warning('%d IDX images repeat an earlier image%s.', repeats,
+                    example)
+    return f'{repeats} IDX images repeat an earlier image\'s pixels{example}'
+  return f'{sum(len(x) for x in raw)} IDX images checked: no repeated pixels'
+
+
 def load(config: ml_collections.ConfigDict) -> pool.Pool:
   """Loads and pools every IDX pair in config.path, resized to image_size.
 
@@ -137,6 +197,7 @@ def load(config: ml_collections.ConfigDict) -> pool.Pool:
   Raises:
     FileNotFoundError, ValueError: see `find_pairs`, `read_images`; also when
       the image and label counts of a pair differ.
+    DuplicateSampleError: two images files with identical content.
   """
   raw, labels, files = [], [], []
   for images_path, labels_path in find_pairs(config.path):
@@ -154,12 +215,14 @@ def load(config: ml_collections.ConfigDict) -> pool.Pool:
     raw.append(x)
     labels.append(y)
     files.append((os.path.basename(images_path), os.path.basename(labels_path)))
+  duplicates_note = _check_duplicates(raw, [f[0] for f in files])
   raw = np.concatenate(raw)[..., None]
   labels = np.concatenate(labels).astype(np.int64)
   x = images.prepare_uint8(raw, config.image_size, config.channels)
   notes = [
       images.size_note({raw.shape[1:3]}, config.image_size, 'IDX images'),
       'pooled IDX files: ' + ', '.join(f[0] for f in files),
+      duplicates_note,
   ]
   if config.channels == 3:
     notes.append('grayscale IDX images replicated to 3 channels (RGB)')
