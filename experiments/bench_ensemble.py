@@ -24,11 +24,11 @@ matmul peak measured in the same run bounds what batching members can gain.
 import json
 import time
 
-from absl import app
 from absl import flags
 import jax
 import numpy as np
 
+from ganad_jax import cli
 from ganad_jax import configs
 from ganad_jax import profiling
 from ganad_jax import reporting
@@ -141,4 +141,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_main(main)

@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganad_jax import cli
 from ganad_jax import configs
 from ganad_jax import latent_search
 from ganad_jax import profiling
@@ -273,4 +274,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_main(main)

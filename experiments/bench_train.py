@@ -24,11 +24,11 @@ import subprocess
 import sys
 import time
 
-from absl import app
 from absl import flags
 import jax
 import numpy as np
 
+from ganad_jax import cli
 from ganad_jax import configs
 from ganad_jax import methods
 from ganad_jax import reporting
@@ -190,4 +190,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_main(main)

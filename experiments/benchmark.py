@@ -12,11 +12,11 @@ folder protocol leave --classes empty.
 import shlex
 import sys
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
 from ganad_jax import benchmark
+from ganad_jax import cli
 from ganad_jax import reporting
 from ganad_jax import viz
 
@@ -49,4 +49,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_main(main)

@@ -9,64 +9,104 @@ copy of the data. Normal-only splits (train, val) report score statistics.
 Scoring can be long (AnoGAN searches z for every sample): finished batches are
 kept in WORKDIR/score_cache/<split>, so a killed evaluation re-run with the
 same command resumes where it stopped, with identical scores.
+
+An ensemble workdir (trained with config.ensemble) is scored member by member:
+the output lists every member's metrics (`members`) and the table of mean +-
+std over seeds per grid point, as training's results.json does. `--member=k`
+scores member k alone, as the single run it equals (its seed, its grid point).
+
+Refused inputs (no such workdir, a member out of range, ...) print one line,
+`error: <message>`, and exit with status 1 (`ganad_jax.cli`).
 """
 
 import json
 import os
 
-from absl import app
 from absl import flags
-import jax
 import numpy as np
 
+from ganad_jax import cli
 from ganad_jax import data
+from ganad_jax import ensemble
 from ganad_jax import evaluation
 from ganad_jax import reporting
-from ganad_jax import train
+from ganad_jax import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by experiments/train.py.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Which split to score.")
+_MEMBER = flags.DEFINE_integer("member", None, "Ensemble workdirs: score member k alone "
+                               "(as the single run it equals); default: every member.")
 _DATA_PATH = flags.DEFINE_string("data_path", None, "Overrides config.data.path.")
 _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the numbers to this JSON file.")
 _SCORES_OUT = flags.DEFINE_string("scores_out", None,
-                                  "Write the per-sample outputs (scores, labels) to this .npz file.")
+                                  "Write the per-sample outputs (scores, labels) to this .npz file "
+                                  "(an ensemble's scores are (M, N): one row per member).")
 _CACHE = flags.DEFINE_bool("cache", True, "Keep finished batches in WORKDIR/score_cache/<split> "
                            "so that a killed evaluation resumes from them.")
 flags.mark_flag_as_required("workdir")
 
 
+def _member_result(split, out, val, quantile) -> dict:
+  """One member's (or a single run's) numbers: metrics, or score quantiles on a normal split."""
+  if val is not None:
+    return evaluation.evaluate(split, out, val, quantile)
+  return {"score_quantiles": {
+      name: {str(q): float(np.quantile(out[name], q)) for q in (0.05, 0.5, 0.95)}
+      for name in evaluation.score_names(out)}}
+
+
 def main(argv):
   del argv
   reporting.quiet_orbax_logs()
-  config = train.load_config(_WORKDIR.value)
+  workdir = _WORKDIR.value
+  config = workdir_lib.load_config(workdir)
   if _DATA_PATH.value is not None:
     config.data.path = _DATA_PATH.value
   splits = data.load(config.data, config.seed)
   split = getattr(splits, _SPLIT.value)
-  method, state, step, score_key = train.restore_trained(
-      _WORKDIR.value, config, splits.train.x.shape[1:])
-  score_fn = jax.jit(method.score)
-  cache = os.path.join(_WORKDIR.value, "score_cache")
-  out = evaluation.score_split(score_fn, state, split.x, score_key, config.eval.batch_size,
-                               cache_dir=os.path.join(cache, _SPLIT.value) if _CACHE.value else None)
-  result = {"workdir": _WORKDIR.value, "checkpoint_step": step, "split": _SPLIT.value,
+  trained = workdir_lib.restore(workdir, splits.train.x.shape[1:], member=_MEMBER.value,
+                                config=config)
+  score_fn = trained.score_fn()
+  cache = os.path.join(workdir, "score_cache")
+  # Member k's scores, and an ensemble's batch-major (N, M) ones, get caches of
+  # their own (before this layout, an ensemble's cache held member-major rows).
+  suffix = ("_members" if trained.stacked else "" if trained.member is None
+            else f"_member{trained.member}")
+
+  def score(name, x):
+    return evaluation.score_split(
+        score_fn, trained.state, x, trained.score_key, config.eval.batch_size,
+        cache_dir=os.path.join(cache, name + suffix) if _CACHE.value else None)
+
+  outs = trained.per_member(score(_SPLIT.value, split.x))
+  vals = ([None] * len(outs) if split.y.min() == split.y.max()
+          else trained.per_member(score("val", splits.val.x)))
+  quantile = config.eval.threshold_quantile
+  result = {"workdir": workdir, "checkpoint_step": trained.step, "split": _SPLIT.value,
             "num_samples": int(len(split.x))}
-  if split.y.min() != split.y.max():
-    val = evaluation.score_split(score_fn, state, splits.val.x, score_key, config.eval.batch_size,
-                                 cache_dir=os.path.join(cache, "val") if _CACHE.value else None)
-    result.update(evaluation.evaluate(split, out, val, config.eval.threshold_quantile))
+  if trained.member is not None:
+    members = ensemble.plan(config)
+    result.update(member=trained.member, seed=members.seeds[trained.member],
+                  point=dict(members.points[trained.member]))
+  if not trained.stacked:
+    result.update(_member_result(split, outs[0], vals[0], quantile))
   else:
-    result["score_quantiles"] = {
-        name: {str(q): float(np.quantile(out[name], q)) for q in (0.05, 0.5, 0.95)}
-        for name in evaluation.score_names(out)}
+    members = trained.members
+    result["members"] = [
+        {"member": m, "seed": members.seeds[m], "point": dict(members.points[m]),
+         **_member_result(split, out, val, quantile)}
+        for m, (out, val) in enumerate(zip(outs, vals))]
+    if vals[0] is not None:
+      result["table"] = ensemble.summarize(result["members"])
   if _SCORES_OUT.value:
-    scores = {name: out[name] for name in evaluation.score_names(out)}
+    names = evaluation.score_names(outs[0])
+    scores = {name: np.stack([out[name] for out in outs]) if trained.stacked else outs[0][name]
+              for name in names}
     evaluation.save_npz_atomic(_SCORES_OUT.value, dict(scores, y=split.y, kinds=split.kinds))
-  text = json.dumps(result, indent=2, sort_keys=True)
-  print(text)
+  print(json.dumps(result, indent=2, sort_keys=True))
   if _JSON_OUT.value:
     reporting.write_json(_JSON_OUT.value, result)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_main(main)

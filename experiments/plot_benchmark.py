@@ -13,6 +13,7 @@ the figures existed) are skipped; `experiments/evaluate.py --workdir=RUN
 from absl import app
 from absl import flags
 
+from ganad_jax import cli
 from ganad_jax import viz
 
 _ROOT = flags.DEFINE_string("root", None, "Benchmark root directory (the --workdir given to "
@@ -31,4 +32,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_main(main)

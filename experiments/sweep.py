@@ -21,9 +21,11 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from ganad_jax import cli
 from ganad_jax import reporting
 from ganad_jax import sweep
 from ganad_jax import train
+from ganad_jax import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root directory of the runs and the table.")
 _SWEEP = flags.DEFINE_multi_string("sweep", [], "field=value1,value2,...; repeat for more axes.")
@@ -41,7 +43,7 @@ def main(argv):
   reporting.quiet_orbax_logs()
   if _RUN_CONFIG.value:
     with open(_RUN_CONFIG.value, encoding="utf-8") as f:
-      config = train.config_from_dict(json.load(f))
+      config = workdir_lib.config_from_dict(json.load(f), source=_RUN_CONFIG.value)
     train.train_and_evaluate(config, _WORKDIR.value)
     return
   if flags.FLAGS.config is None:
@@ -53,4 +55,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_main(main)

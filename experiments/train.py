@@ -18,11 +18,11 @@ Multi-process (one process per host; here two CPU processes on one machine):
   python experiments/train.py ... the same ... --process_id=1
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from ganad_jax import cli
 from ganad_jax import reporting
 from ganad_jax import sharding
 
@@ -56,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_main(main)

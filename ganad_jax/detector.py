@@ -3,7 +3,7 @@
 `fit` is `train.train` (the one training loop: checkpoints, resume, early
 stopping), `score_samples` is `evaluation.score_split` (eval-mode BatchNorm,
 fixed-size padded batches, one score key) and `Detector.load` is
-`train.restore_trained`; only the array handling below is specific to it.
+`workdir.restore`; only the array handling below is specific to it.
 
 Tabular data, rows (N, F) of numbers (one-hot encode categories first):
 
@@ -51,6 +51,7 @@ from ganad_jax import evaluation
 from ganad_jax import metrics as metrics_lib
 from ganad_jax import reporting
 from ganad_jax import train as train_lib
+from ganad_jax import workdir as workdir_lib
 from ganad_jax.data import images as images_lib
 from ganad_jax.data import protocols
 from ganad_jax.data import tabular
@@ -489,8 +490,20 @@ class Detector:
         "train_info": _finite_or_none(self.train_info_)})
 
   @classmethod
-  def load(cls, path: str) -> "Detector":
-    """Restores a detector written by `save` (its newest good checkpoint)."""
+  def load(cls, path: str, member: int | None = None) -> "Detector":
+    """Restores a detector written by `save` (its newest good checkpoint).
+
+    Args:
+      path: the directory `save` wrote.
+      member: if the directory holds an ensemble's stacked state (trained with
+        `ensemble__seeds`), the member k to load, as the single run it equals;
+        None for a single run.
+
+    Raises:
+      FileNotFoundError: `path` holds no saved Detector or no checkpoint.
+      ValueError: another format version; an ensemble without `member`, or a
+        `member` out of range or given for a single run.
+    """
     state_path = os.path.join(path, _STATE_FILE)
     if not os.path.exists(state_path):
       raise FileNotFoundError(f"{state_path} not found: {path!r} is not a saved Detector.")
@@ -499,7 +512,7 @@ class Detector:
     if saved.get("format_version") != _FORMAT_VERSION:
       raise ValueError(f"{state_path} has format version {saved.get('format_version')}; this "
                        f"ganad_jax reads version {_FORMAT_VERSION}.")
-    config = train_lib.load_config(path)
+    config = workdir_lib.load_config(path)
     det = cls(config=config, workdir=path, contamination=saved["contamination"],
               input_range=saved["input_range"])
     spec = saved["spec"]
@@ -508,8 +521,9 @@ class Detector:
       # Fitting the scaler on its two extreme rows restores data_min_ / data_max_ exactly.
       det._scaler = tabular.numeric_scaler().fit(
           np.asarray([spec["scaler_min"], spec["scaler_max"]], np.float64))
-    det._method, det._state, _, det._score_key = train_lib.restore_trained(
-        path, config, tuple(spec["input_shape"]))
+    trained = workdir_lib.restore(path, tuple(spec["input_shape"]), member=member, config=config,
+                                  pick_with="Detector.load(path, member=k)")
+    det._method, det._state, det._score_key = trained.method, trained.state, trained.score_key
     det._score_fn = jax.jit(det._method.score)
     det.threshold_, det.val_threshold_ = saved["threshold"], saved["val_threshold"]
     det.train_info_ = saved["train_info"]

@@ -10,7 +10,7 @@ import pytest
 import ganad_jax
 from ganad_jax import detector as detector_lib
 from ganad_jax import evaluation
-from ganad_jax import train
+from ganad_jax import workdir as workdir_lib
 from ganad_jax.data import images as images_lib
 from ganad_jax.data import protocols
 
@@ -43,8 +43,8 @@ def test_fit_uses_the_training_loop_and_scores_like_evaluation(tabular_detector,
   assert det.train_info_["steps"] == 30
   assert os.path.exists(os.path.join(det.workdir_, "config.json"))
   # The same numbers as the experiment path: restore the workdir, score with score_split.
-  config = train.load_config(det.workdir_)
-  method, state, step, key = train.restore_trained(det.workdir_, config, (5,))
+  trained = workdir_lib.restore(det.workdir_, (5,))
+  method, state, step, key = trained.method, trained.state, trained.step, trained.score_key
   assert step == 30
   expected = evaluation.score_split(jax.jit(method.score), state, det._prepare(rows), key, 256)
   np.testing.assert_allclose(det.score_samples(rows), expected["score"], rtol=1e-6)

@@ -22,6 +22,7 @@ from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import sweep
 from ganad_jax import train
+from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
 # Reused from the single-run reliability tests.
 from test_reliability import _assert_same_state
@@ -200,7 +201,7 @@ def test_early_stopping_is_per_member_as_in_single_runs(uninterrupted, splits, t
   workdir, results = uninterrupted
   members = results["members"]
   assert members[0]["stopped_early"] and not all(m["stopped_early"] for m in members)
-  state = train.restore_trained(workdir, train.load_config(workdir), (16, 16, 1))[1]
+  state = workdir_lib.restore(workdir, (16, 16, 1)).state
   m = 0  # Seed 0, lr 0.05: the member whose patience runs out.
   config = ensemble.member_config(_ensemble_config(), members[m]["seed"], members[m]["point"])
   _, single_state, info = _train(config, splits, tmp_path, f"single{m}")
@@ -246,10 +247,9 @@ def test_sigkill_an_ensemble_then_rerun_matches_uninterrupted_run(uninterrupted,
   assert f"at step {killed_at}." in rerun.stderr
   assert "optim.lr=0.01 | 0,1 |" in rerun.stdout  # The table is printed.
   assert _steps(workdir) == _steps(uninterrupted)
-  restored = [train.restore_trained(w, train.load_config(w), (16, 16, 1))
-              for w in (uninterrupted, workdir)]
-  assert jax.tree.leaves(restored[0][1])[0].shape[0] == 4
-  _assert_same_state(restored[0][1], restored[1][1])  # The whole stacked best state, bitwise.
+  restored = [workdir_lib.restore(w, (16, 16, 1)).state for w in (uninterrupted, workdir)]
+  assert jax.tree.leaves(restored[0])[0].shape[0] == 4
+  _assert_same_state(restored[0], restored[1])  # The whole stacked best state, bitwise.
   assert _results(workdir) == _results(uninterrupted)
 
 

@@ -36,6 +36,7 @@ from ganad_jax import data
 from ganad_jax import evaluation
 from ganad_jax import reporting
 from ganad_jax import train
+from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
 
 # Many tiny runs, in this process and in subprocesses: compile each function once.
@@ -56,8 +57,8 @@ def _config(method="ae", **overrides):
 
 def _restore(workdir):
   """(step, state) of the workdir's newest good checkpoint, for the config it was trained with."""
-  _, state, step, _ = train.restore_trained(workdir, train.load_config(workdir), SHAPE)
-  return step, state
+  trained = workdir_lib.restore(workdir, SHAPE)
+  return trained.step, trained.state
 
 
 def _assert_same_state(a, b):
@@ -313,8 +314,8 @@ def test_divergence_stops_the_run_and_keeps_only_good_checkpoints(tmp_path, lr, 
 
 
 def test_scoring_refuses_nonfinite_inputs_and_outputs(uninterrupted):
-  config = train.load_config(uninterrupted)
-  method, state, _, key = train.restore_trained(uninterrupted, config, SHAPE)
+  trained = workdir_lib.restore(uninterrupted, SHAPE)
+  method, state, key = trained.method, trained.state, trained.score_key
   score = jax.jit(method.score)
   x = np.zeros((5, *SHAPE), np.float32)
   x[2, 3, 4, 0] = np.nan
@@ -434,11 +435,11 @@ def _tabular_data_on_image_checkpoint(tmp, trained):
 
 
 def _restore_other_channels(tmp, trained):
-  return lambda: train.restore_trained(trained, train.load_config(trained), (16, 16, 3))
+  return lambda: workdir_lib.restore(trained, (16, 16, 3))
 
 
 def _restore_other_size(tmp, trained):
-  return lambda: train.restore_trained(trained, train.load_config(trained), (32, 32, 1))
+  return lambda: workdir_lib.restore(trained, (32, 32, 1))
 
 
 def _unwritable_workdir(tmp, trained):

@@ -14,6 +14,7 @@ from ganad_jax import data
 from ganad_jax import evaluation
 from ganad_jax import methods
 from ganad_jax import train
+from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,9 +65,8 @@ def test_unknown_method_is_named():
 
 
 def _params(workdir):
-  config = train.load_config(workdir)
-  _, state, step, _ = train.restore_trained(workdir, config, (16, 16, 1))
-  return step, state["params"]
+  trained = workdir_lib.restore(workdir, (16, 16, 1))
+  return trained.step, trained.state["params"]
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,8 @@ def test_early_stopping_keeps_the_best_state_on_validation_normals(tmp_path):
   assert results["steps"] == best_step + 2 * 2 < 40
   # The evaluated model is the best one, and its mean validation score is the recorded one.
   splits = data.load(config.data, config.seed)
-  method, state, step, key = train.restore_trained(workdir, config, splits.train.x.shape[1:])
+  trained = workdir_lib.restore(workdir, splits.train.x.shape[1:], config=config)
+  method, state, step, key = trained.method, trained.state, trained.step, trained.score_key
   assert step == best_step == int(state["step"])
   val = evaluation.score_split(jax.jit(method.score), state, splits.val.x, key,
                                config.eval.batch_size)

@@ -11,8 +11,9 @@ several layers, each layer's term is also returned as "score_<layer>".
 Feature sources (`features`):
   "pixels": the flattened inputs, one layer "pixels" (tabular data, small images).
   "workdir": a net of the trained ganad_jax run in `workdir`, restored from its
-    newest good checkpoint and run in eval mode: `net` "encoder" (ae, ssim_ae,
-    egbad, vae) or "discriminator" (anogan, egbad; EGBAD's sees (x, E(x))).
+    newest good checkpoint (`ganad_jax.workdir.restore`) and run in eval mode:
+    `net` "encoder" (ae, ssim_ae, egbad, vae) or "discriminator" (anogan,
+    egbad; EGBAD's sees (x, E(x))); of an ensemble workdir, member `member`'s.
   "flax_file": any flax.linen module `module` ("package.module:Class"), built
     with the JSON object `module_kwargs` and called as
     `module.apply(variables, x, **call_kwargs)`, its variables read from the
@@ -67,6 +68,8 @@ def default_config() -> ml_collections.ConfigDict:
     features: 'pixels' | 'workdir' | 'flax_file' (see the module docstring).
     workdir: features 'workdir': the trained ganad_jax run.
     net: features 'workdir': 'encoder' or 'discriminator'.
+    member: features 'workdir' on an ensemble workdir: the member k whose net
+      is used; -1 (default) = the workdir must be a single run.
     module: features 'flax_file': "package.module:Class" of a flax.linen module.
     module_kwargs: features 'flax_file': JSON object of the constructor's arguments.
     call_kwargs: features 'flax_file': JSON object of extra `__call__` arguments.
@@ -80,6 +83,7 @@ def default_config() -> ml_collections.ConfigDict:
   config.features = "pixels"
   config.workdir = ""
   config.net = "encoder"
+  config.member = -1
   config.module = ""
   config.module_kwargs = "{}"
   config.call_kwargs = "{}"
@@ -131,12 +135,23 @@ FEATURE_NETS = {"ae": _ae_nets, "ssim_ae": _ae_nets, "anogan": _anogan_nets,
 
 
 def _workdir_source(cfg, input_shape):
-  """(variables, layers_fn, None) of `cfg.net` of the trained run `cfg.workdir`."""
-  from ganad_jax import train  # pylint: disable=g-import-not-at-top  # train imports this module.
+  """(variables, layers_fn, None) of `cfg.net` of the trained run `cfg.workdir`.
+
+  An ensemble workdir's nets are those of member `cfg.member` (0 <= k < M),
+  restored as the single run it equals; without it (-1) the run is refused.
+
+  Raises:
+    ValueError: no or no trained workdir, an ensemble workdir without a valid
+      `gaussian.member` (or a member given for a single run), a method
+      without feature nets, an unknown net; each naming the field and value.
+  """
+  # pylint: disable-next=g-import-not-at-top  # workdir -> train -> methods -> this module.
+  from ganad_jax import workdir as workdir_lib
   if not cfg.workdir:
     raise ValueError("gaussian.features='workdir' needs gaussian.workdir (a trained run).")
+  member = None if cfg.member < 0 else int(cfg.member)
   try:
-    source = train.load_config(cfg.workdir)
+    source = workdir_lib.load_config(cfg.workdir)
   except FileNotFoundError as e:
     raise ValueError(f"gaussian.workdir={cfg.workdir!r}: {e}") from None
   if source.method not in FEATURE_NETS:
@@ -147,12 +162,14 @@ def _workdir_source(cfg, input_shape):
   if cfg.net not in nets:
     raise ValueError(f"gaussian.net={cfg.net!r}: a {source.method!r} run has no such net; "
                      f"it has: {', '.join(sorted(nets))}.")
-  select, apply = nets[cfg.net]
   try:
-    _, state, _, _ = train.restore_trained(cfg.workdir, source, tuple(input_shape))
-  except FileNotFoundError as e:
+    trained = workdir_lib.restore(cfg.workdir, tuple(input_shape), member=member, config=source,
+                                  pick_with="gaussian.member=k")
+  except (FileNotFoundError, ValueError) as e:
     raise ValueError(f"gaussian.workdir={cfg.workdir!r}: {e}") from None
-  variables = jax.device_get(select(state))
+  # A member's nets are built from its own config (its grid point's values).
+  select, apply = FEATURE_NETS[source.method](trained.config, tuple(input_shape))[cfg.net]
+  variables = jax.device_get(select(trained.state))
   return variables, lambda v, x: _outputs_as_layers(apply(v, x)), None
 
 
