@@ -16,6 +16,7 @@ jitted function runs on the ("members", "data") mesh of `ganad_jax.sharding`.
 import json
 import math
 import os
+import shutil
 import time
 from typing import NamedTuple
 
@@ -109,8 +110,22 @@ def prepare_workdir(workdir: str) -> None:
     raise PermissionError(f"workdir {workdir!r} is not writable: {e.strerror}") from None
 
 
-def checkpoint_meta(config, input_shape) -> dict:
-  """What a checkpoint must match to be restored into this run."""
+def checkpoint_meta(config, input_shape, data_sha256: str | None = None) -> dict:
+  """What a checkpoint must match to be restored into this run (`checkpoints.restore_latest`).
+
+  Args:
+    config: the run's config.
+    input_shape: shape of one example.
+    data_sha256: for a training run, the digest of the data training sees
+      (`data_digest`). With it the record also holds `run`: every config field
+      except `configs.RESUME_NEUTRAL_FIELDS` (data, protocol, seed, train
+      settings, ...) and this digest, so that a checkpoint of another run is
+      never resumed. Without it (scoring a trained workdir) only the model
+      (method, shape, architecture, optimiser, dtype, ensemble) is checked.
+
+  Returns:
+    The record, in its JSON form.
+  """
   # The optimiser's settings live in its restored state (inject_hyperparams),
   # so a resume with other settings would silently ignore them: refuse it.
   meta = {"method": config.method, "input_shape": list(input_shape),
@@ -120,7 +135,19 @@ def checkpoint_meta(config, input_shape) -> dict:
     meta[config.method] = config[config.method].to_dict()
   if ensemble.plan(config) is not None:  # A stacked state: its members must match too.
     meta["ensemble"] = {"seeds": config.ensemble.seeds, "grid": config.ensemble.grid}
+  if data_sha256 is not None:
+    meta["run"] = dict(configs.run_record(config, configs.RESUME_NEUTRAL_FIELDS),
+                       data_sha256=data_sha256)
   return json.loads(json.dumps(meta))  # As it reads back from disk: tuples become lists.
+
+
+def data_digest(splits: data.Splits) -> str:
+  """SHA-256 of the data training sees: the training split and the validation normals.
+
+  (Early stopping selects the state on the validation normals.) Test data are
+  scored after training, from the data of the run that scores them.
+  """
+  return data.digest(splits.train.x, splits.val.x)
 
 
 class Run(NamedTuple):
@@ -153,8 +180,13 @@ class Run(NamedTuple):
     return jax.sharding.NamedSharding(self.mesh, P("members") if self.stacked else P())
 
 
-def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None = None) -> Run:
-  """The method (stacked for an ensemble), keys, mesh and checkpoint record of a run."""
+def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None = None,
+          data_sha256: str | None = None) -> Run:
+  """The method (stacked for an ensemble), keys, mesh and checkpoint record of a run.
+
+  `data_sha256` (a training run's `data_digest`) goes into the checkpoint
+  record (`checkpoint_meta`).
+  """
   input_shape = tuple(input_shape)
   members = ensemble.plan(config)
   if members is None:
@@ -172,7 +204,8 @@ def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None 
                             split + (config.eval.batch_size,))
   spec = P("members") if members else P()
   keys = tuple(sharding.put(mesh, k, spec) for k in keys)
-  return Run(method, members, keys, checkpoint_meta(config, input_shape), mesh, batch_size)
+  return Run(method, members, keys, checkpoint_meta(config, input_shape, data_sha256), mesh,
+             batch_size)
 
 
 def step_function(run: Run, state_sharding, train_x_sharding, num_train: int):
@@ -256,6 +289,21 @@ def _fetch(metrics, stacked: bool):
 
 def _member_metrics(metrics, m: int) -> dict[str, float]:
   return {k: float(v[m]) for k, v in metrics.items()}
+
+
+def _metrics_record(metrics):
+  """`_fetch`'s metrics in JSON form, saved with a checkpoint (floats, or lists per member)."""
+  if metrics is None:
+    return None
+  return {k: [float(x) for x in v] if isinstance(v, np.ndarray) else float(v)
+          for k, v in metrics.items()}
+
+
+def _metrics_from_record(record, stacked: bool):
+  """The inverse of `_metrics_record`: the metrics `_fetch` gave at the checkpoint's step."""
+  if record is None:
+    return None
+  return {k: np.asarray(v, np.float64) if stacked else float(v) for k, v in record.items()}
 
 
 def _kept(workdir: str, last_good) -> str:
@@ -393,7 +441,7 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, splits: data.Spli
   prepare_workdir(workdir)
   input_shape = splits.train.x.shape[1:]
   num_train = len(splits.train.x)
-  run = build(config, input_shape, num_train)
+  run = build(config, input_shape, num_train, data_sha256=data_digest(splits))
   method, batch_size, mesh, meta = run.method, run.batch_size, run.mesh, run.meta
   members, stacked, num_members = run.members, run.stacked, run.num_members
   if num_train < batch_size:
@@ -412,13 +460,23 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, splits: data.Spli
   # written: a refused run leaves the workdir's config.json as it was.
   abstract_state, state_sharding = abstract_init(run, init_batch)
   start, state = checkpoints.restore_latest(mngr, abstract_state, meta, set_aside_corrupt=True)
+  last_metrics = None
   if state is not None:
+    if start > total_steps:
+      raise checkpoints.IncompatibleCheckpointError(
+          f"Checkpoint {mngr.directory}/{start} is at step {start}, past the {total_steps} "
+          f"steps of this run (train.num_steps={config.train.num_steps}, train.num_epochs="
+          f"{config.train.num_epochs}). Use a fresh --workdir, or at least {start} steps.")
+    # The train metrics of the checkpoint's step: a run resumed at its last
+    # step reports the same final_train_metrics as the uninterrupted one.
+    last_metrics = _metrics_from_record(
+        checkpoints.read_meta(mngr, start).get("train_metrics"), stacked)
     logging.info("Resumed from %s at step %d.", mngr.directory, start)
   else:
     state = init_state(run, init_batch, state_sharding)
   if is_main:
     reporting.write_json(os.path.join(workdir, "config.json"), config.to_dict())
-  last_good, last_metrics = start, None
+  last_good = start
 
   if method.train_step is None:
     if start is None:
@@ -489,8 +547,10 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, splits: data.Spli
             checkpoints.save(best_mngr, step, state, dict(meta, val_score=values[0]), force=True)
         if all(stopped):
           stopped_at = step
-      if (is_last or mngr.should_save(step) or stopped_at is not None) and \
-          checkpoints.save(mngr, step, state, meta, force=is_last or stopped_at is not None):
+      # Every saved step fetched its metrics (`will_save`): they go with the state.
+      if (is_last or mngr.should_save(step) or stopped_at is not None) and checkpoints.save(
+          mngr, step, state, dict(meta, train_metrics=_metrics_record(last_metrics)),
+          force=is_last or stopped_at is not None):
         last_good = step
     mngr.wait_until_finished()
   train_seconds = time.perf_counter() - t_train
@@ -528,7 +588,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   Writes `config.json` before training (once the workdir's checkpoint, if any,
   is found compatible) and `results.json` / `results.md` at the end; returns
-  the results. For an ensemble the results hold every member's metrics and a
+  the results. results.json records the config it was computed with
+  (`finished_results` compares it before a grid reuses the run); a resumed run
+  writes the same results.json as an uninterrupted one but for `wall_time_s`. For an ensemble the results hold every member's metrics and a
   table of mean +- std over seeds per grid point (`ensemble.summarize`).
   """
   t_start = time.perf_counter()
@@ -553,6 +615,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       "sizes": {k: int(len(getattr(splits, k).x)) for k in ("train", "val", "test")},
       "steps": info["steps"],
       "batch_size": config.train.batch_size,
+      "config": config.to_dict(),  # What `finished_results` compares before reusing the run.
   }
   early_keys = [k for k in ("stopped_early", "best_step", "best_val_score") if k in info]
   if not run.stacked:
@@ -607,6 +670,65 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
               else reporting.results_markdown(results, results["figures"]))
   reporting.write_atomic(os.path.join(workdir, "results.md"), markdown)
   return results
+
+
+class IncompatibleResultsError(ValueError):
+  """A workdir holds a finished (or started) run of another config."""
+
+
+def finished_results(workdir: str, config: ml_collections.ConfigDict,
+                     overwrite: bool = False) -> dict | None:
+  """The results of `workdir` if they are `config`'s run, else None (run it).
+
+  What grids and sweeps (`ganad_jax.benchmark`, `ganad_jax.sweep`) call before
+  reusing a run. A finished run (`results.json`) is reused only when the config
+  it was computed with (the `config` in its results.json; for results written
+  before that was recorded, the workdir's config.json) equals `config` in every
+  field except `configs.RESULT_NEUTRAL_FIELDS`. A started run (config.json
+  only) is left to `train_and_evaluate`, which resumes its checkpoint only for
+  the same run (`checkpoint_meta`).
+
+  Args:
+    workdir: the run's directory (need not exist).
+    config: the config this run would be trained with.
+    overwrite: delete (with a warning) a workdir that holds another config's
+      run, finished or started, and return None, instead of raising.
+
+  Returns:
+    The stored results, or None when the run is still to do.
+
+  Raises:
+    IncompatibleResultsError: the workdir's finished run has another config;
+      the message names every differing field with both values.
+  """
+  results_path = os.path.join(workdir, "results.json")
+  config_path = os.path.join(workdir, "config.json")
+  if os.path.exists(results_path):
+    with open(results_path, encoding="utf-8") as f:
+      results = json.load(f)
+    if "config" in results:
+      source, stored = results_path, config_from_dict(results["config"])
+    else:
+      source, stored = config_path, load_config(workdir)
+    neutral = configs.RESULT_NEUTRAL_FIELDS
+  elif overwrite and os.path.exists(config_path):
+    source, stored, results = config_path, load_config(workdir), None
+    neutral = configs.RESUME_NEUTRAL_FIELDS
+  else:
+    return None
+  saved, current = configs.run_record(stored, neutral), configs.run_record(config, neutral)
+  fields = configs.differing_fields(saved, current)
+  if not fields:
+    return results
+  if overwrite:
+    logging.warning("Deleting %s: its run was made with %s; this run has %s.", workdir,
+                    configs.describe(saved, fields), configs.describe(current, fields))
+    shutil.rmtree(workdir)
+    return None
+  raise IncompatibleResultsError(
+      f"{source} was computed with {configs.describe(saved, fields)}; this run has "
+      f"{configs.describe(current, fields)}. Use another --workdir, or delete {workdir} "
+      "to run it again.")
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
