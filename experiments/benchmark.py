@@ -28,6 +28,8 @@ _CLASSES = flags.DEFINE_list("classes", [], "Comma-separated class indices (data
                              "the class protocols); empty = the config's class only.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Comma-separated seeds of every "
                            "(method, class).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete and rerun a run directory that holds "
+                                "a run of another config (default: refuse, naming the fields).")
 config_flags.DEFINE_config_file("config", None, "Base config file (configs/*.py[:arg]); its method "
                                 "is replaced by each of --methods. Override fields with "
                                 "--config.<section>.<field>=value.", lock_config=True)
@@ -39,7 +41,8 @@ def main(argv):
   reporting.quiet_orbax_logs()
   classes = [int(c) for c in _CLASSES.value] or None
   rows = benchmark.run_grid(flags.FLAGS.config, _METHODS.value, classes,
-                            [int(s) for s in _SEEDS.value], _WORKDIR.value)
+                            [int(s) for s in _SEEDS.value], _WORKDIR.value,
+                            overwrite=_OVERWRITE.value)
   command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
   info = rows[0]["data"]
   header = (f"Protocol {info['protocol']} on {info['source']}; mean ± std over seeds "

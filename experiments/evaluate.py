@@ -102,7 +102,7 @@ def main(argv):
     names = evaluation.score_names(outs[0])
     scores = {name: np.stack([out[name] for out in outs]) if trained.stacked else outs[0][name]
               for name in names}
-    evaluation.save_npz_atomic(_SCORES_OUT.value, dict(scores, y=split.y, kinds=split.kinds))
+    reporting.save_npz(_SCORES_OUT.value, dict(scores, y=split.y, kinds=split.kinds))
   print(json.dumps(result, indent=2, sort_keys=True))
   if _JSON_OUT.value:
     reporting.write_json(_JSON_OUT.value, result)

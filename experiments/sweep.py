@@ -33,6 +33,8 @@ _PROCESSES = flags.DEFINE_integer("processes", 0, "0: settings one after another
                                   "process; N: each in its own process, N at a time.")
 _RUN_CONFIG = flags.DEFINE_string("run_config", None, "Internal: run the config saved at this "
                                   "JSON path into --workdir (one setting of a --processes sweep).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete and rerun a setting whose directory "
+                                "holds a run of another config (default: refuse, naming the fields).")
 config_flags.DEFINE_config_file("config", None, "Base config file (configs/*.py).",
                                 lock_config=True)
 flags.mark_flag_as_required("workdir")
@@ -49,7 +51,7 @@ def main(argv):
   if flags.FLAGS.config is None:
     raise app.UsageError("--config is required.")
   rows = sweep.run(flags.FLAGS.config, sweep.parse_axes(_SWEEP.value), _WORKDIR.value,
-                   _PROCESSES.value)
+                   _PROCESSES.value, overwrite=_OVERWRITE.value)
   command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
   print(sweep.write(rows, _WORKDIR.value, f"Mean ± std over seeds.\n\nCommand: `{command}`"))
 

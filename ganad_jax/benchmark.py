@@ -1,11 +1,12 @@
 """Method x class x seed grids of `train_and_evaluate`, summarised as mean +- std tables.
 
 Each run writes its own workdir `<root>/<method>/<class>/seed<k>`; a run whose
-`results.json` exists is read back, not repeated, so an interrupted benchmark
-resumes where it stopped.
+`results.json` exists and was made with the same config (but for fields that
+do not change results, `configs.RESULT_NEUTRAL_FIELDS`) is read back, not
+repeated, so an interrupted benchmark resumes where it stopped; one made with
+another config is refused by name (`workdir.finished_results`).
 """
 
-import json
 import os
 import time
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from ganad_jax import reporting
 from ganad_jax import train
+from ganad_jax import workdir as workdir_lib
 
 METRICS = ("auroc", "auprc", "pixel_auroc", "aupro")
 
@@ -24,9 +26,16 @@ def run_dir(root: str, method: str, class_label: str, seed: int) -> str:
 
 
 def run_grid(config: ml_collections.ConfigDict, methods: list[str], classes: list[int] | None,
-             seeds: list[int], root: str) -> list[dict]:
-  """Trains and scores every (method, class, seed); `classes=None` keeps config.data's class."""
-  rows = []
+             seeds: list[int], root: str, overwrite: bool = False) -> list[dict]:
+  """Trains and scores every (method, class, seed); `classes=None` keeps config.data's class.
+
+  Every run's workdir is checked before any training: a finished run is reused
+  only when made with this run's config (`workdir.finished_results`: equal but for
+  `configs.RESULT_NEUTRAL_FIELDS`); one made with another config raises
+  `workdir.IncompatibleResultsError` naming the fields, or with `overwrite` is
+  deleted and run again.
+  """
+  cells = []
   for method in methods:
     for class_index in classes if classes is not None else [None]:
       for seed in seeds:
@@ -35,20 +44,21 @@ def run_grid(config: ml_collections.ConfigDict, methods: list[str], classes: lis
         if class_index is not None:
           run_config.data.class_index = class_index
         class_label = "all" if class_index is None else str(class_index)
-        workdir = run_dir(root, method, class_label, seed)
-        path = os.path.join(workdir, "results.json")
-        if os.path.exists(path):
-          with open(path, encoding="utf-8") as f:
-            results = json.load(f)
-        else:
-          t0 = time.perf_counter()
-          results = train.train_and_evaluate(run_config, workdir)
-          logging.info("%s class %s seed %d: AUROC %.4f (%.0f s)", method, class_label, seed,
-                       results["metrics"]["score"]["auroc"], time.perf_counter() - t0)
-        rows.append({"method": method, "class": class_label, "seed": seed,
-                     "metrics": results["metrics"]["score"],
-                     "wall_time_s": results["wall_time_s"]["total"],
-                     "data": results["data"]})
+        cells.append((method, class_label, seed, run_config,
+                      run_dir(root, method, class_label, seed)))
+  finished = [workdir_lib.finished_results(workdir, run_config, overwrite)
+              for _, _, _, run_config, workdir in cells]
+  rows = []
+  for (method, class_label, seed, run_config, workdir), results in zip(cells, finished):
+    if results is None:
+      t0 = time.perf_counter()
+      results = train.train_and_evaluate(run_config, workdir)
+      logging.info("%s class %s seed %d: AUROC %.4f (%.0f s)", method, class_label, seed,
+                   results["metrics"]["score"]["auroc"], time.perf_counter() - t0)
+    rows.append({"method": method, "class": class_label, "seed": seed,
+                 "metrics": results["metrics"]["score"],
+                 "wall_time_s": results["wall_time_s"]["total"],
+                 "data": results["data"]})
   return rows
 
 

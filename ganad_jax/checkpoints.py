@@ -2,13 +2,24 @@
 
 Each step directory holds two items: `state` (the pytree) and `meta` (JSON:
 method name, input shape, model config, and a SHA-256 digest of the state's
-arrays). Orbax writes a step into a temporary directory and renames it when
+arrays; a training run adds its run record, see below, and the train metrics of
+that step). Orbax writes a step into a temporary directory and renames it when
 complete, so a killed save never replaces a good checkpoint. On restore, a
-checkpoint that does not match this run (other method or architecture) is
-refused with a clear error, and a corrupt one (unreadable, truncated, or whose
+checkpoint that does not match this run is refused with a one-line error
+naming what differs, and a corrupt one (unreadable, truncated, or whose
 arrays no longer match their digest) is reported by name and skipped for the
 next older one; a training run also moves it aside to `<step>.corrupt` so it
 can write that step again.
+
+What must match: every key of this run's record equals the checkpoint's
+(method, input shape, model, optimiser, compute dtype, the method's section,
+the ensemble's seeds and grid: "a different model"). A training run's record
+also holds `run`: every config field except `configs.RESUME_NEUTRAL_FIELDS`,
+and the SHA-256 of the data training sees (`data_sha256`); each differing
+field is named ("was written for data.class_index=0, seed=0; this run has
+data.class_index=3, seed=1"), and a checkpoint without a `run` record (older
+ganad_jax) is refused. Readers that only score (`workdir.restore`) check
+the model part.
 """
 
 import hashlib
@@ -19,9 +30,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ganad_jax import configs
+
 
 class IncompatibleCheckpointError(ValueError):
-  """The workdir's checkpoint was written by another method or architecture."""
+  """The workdir's checkpoint was written by another model or another run (data, seed, ...)."""
 
 
 def manager(workdir: str, config, name: str = "checkpoints",
@@ -104,13 +117,7 @@ def _restore_newest_good(mngr, steps, abstract_state, meta, corrupt):
                     path, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
       corrupt.append(path)
       continue
-    mismatch = {k: (saved_meta.get(k), v) for k, v in meta.items() if saved_meta.get(k) != v}
-    if mismatch:
-      details = "; ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}"
-                          for k, (a, b) in mismatch.items())
-      raise IncompatibleCheckpointError(
-          f"Checkpoint {path} was written by a different model ({details}). "
-          "Use a fresh --workdir, or the config that wrote it.")
+    _check_compatible(path, saved_meta, meta)
     try:
       restored = mngr.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state)))
@@ -130,3 +137,30 @@ def _restore_newest_good(mngr, steps, abstract_state, meta, corrupt):
   if steps:
     logging.warning("No readable checkpoint in %s; starting from scratch.", mngr.directory)
   return None, None
+
+
+def _check_compatible(path: str, saved: dict, meta: dict) -> None:
+  """Raises IncompatibleCheckpointError unless `saved` matches every key of `meta`."""
+  mismatch = {k: (saved.get(k), v) for k, v in meta.items()
+              if k != "run" and saved.get(k) != v}
+  if mismatch:
+    details = "; ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}"
+                        for k, (a, b) in mismatch.items())
+    raise IncompatibleCheckpointError(
+        f"Checkpoint {path} was written by a different model ({details}). "
+        "Use a fresh --workdir, or the config that wrote it.")
+  if "run" not in meta:
+    return
+  if "run" not in saved:
+    raise IncompatibleCheckpointError(
+        f"Checkpoint {path} has no record of the data, seed and settings it was trained with "
+        "(written by an older ganad_jax), so this run cannot be checked against it. "
+        "Use a fresh --workdir.")
+  fields = configs.differing_fields(saved["run"], meta["run"])
+  if len(fields) > 1 and "data_sha256" in fields:
+    fields.remove("data_sha256")  # Other data settings: the digest differs as a consequence.
+  if fields:
+    raise IncompatibleCheckpointError(
+        f"Checkpoint {path} was written for {configs.describe(saved['run'], fields)}; "
+        f"this run has {configs.describe(meta['run'], fields)}. "
+        "Use a fresh --workdir, or the config that wrote it.")

@@ -33,7 +33,6 @@ Images (N, H, W) or (N, H, W, C), uint8 0..255 or float in [0, 1] / [-1, 1];
 0.1
 """
 
-import hashlib
 import json
 import numbers
 import os
@@ -408,9 +407,7 @@ class Detector:
       weakref.finalize(self, shutil.rmtree, workdir, ignore_errors=True)
     else:
       workdir = self.workdir
-    digest = hashlib.sha256(f"{prepared.shape}{prepared.dtype}".encode())
-    digest.update(np.ascontiguousarray(prepared).tobytes())
-    record = {"data_sha256": digest.hexdigest(), "spec": self._spec}
+    record = {"data_sha256": data.digest(prepared), "spec": self._spec}
     path = os.path.join(workdir, _FIT_FILE)
     trained = any(os.path.isdir(os.path.join(workdir, d)) and os.listdir(os.path.join(workdir, d))
                   for d in _CHECKPOINT_DIRS)

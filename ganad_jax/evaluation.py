@@ -46,7 +46,7 @@ def score_split(score_fn, state, x: np.ndarray, key, batch_size: int,
     out = score_fn(state, batch, key)
     chunks.append({k: np.asarray(v)[:n] for k, v in out.items()})
     if path:
-      save_npz_atomic(path, chunks[-1])
+      reporting.save_npz(path, chunks[-1])
   outputs = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
   for name in score_names(outputs):
     bad = int(np.sum(~np.isfinite(outputs[name])))
@@ -74,14 +74,6 @@ def _prepare_cache(cache_dir: str, fingerprint: str) -> None:
   shutil.rmtree(cache_dir, ignore_errors=True)
   os.makedirs(cache_dir)
   reporting.write_atomic(stamp, fingerprint)
-
-
-def save_npz_atomic(path: str, arrays: dict) -> None:
-  """np.savez to a temporary file renamed into place: never a half-written `path`."""
-  tmp = f"{path}.tmp"
-  with open(tmp, "wb") as f:  # A file object: np.savez would append ".npz" to the name.
-    np.savez(f, **arrays)
-  os.replace(tmp, path)
 
 
 def score_names(outputs: dict) -> list[str]:

@@ -6,7 +6,9 @@ the program itself; a sweep runs one `train_and_evaluate` per setting (the
 Cartesian product of its axes), each in `<root>/<label>` and each possibly an
 ensemble, and merges their tables: a row per (setting, grid point), mean ±
 std over seeds (`ensemble.summarize` / `ensemble.markdown`). A setting whose
-`results.json` exists is read back, not rerun, so an interrupted sweep resumes.
+`results.json` exists and was made with the same config (`workdir.finished_results`)
+is read back, not rerun, so an interrupted sweep resumes; one made with another
+config is refused by name before anything runs.
 """
 
 import ast
@@ -21,6 +23,7 @@ import ml_collections
 
 from ganad_jax import ensemble
 from ganad_jax import reporting
+from ganad_jax import workdir as workdir_lib
 
 Setting = tuple[tuple[str, object], ...]
 
@@ -84,7 +87,7 @@ def _load(path: str) -> dict:
 
 
 def run(config: ml_collections.ConfigDict, axes: list[tuple[str, tuple]], root: str,
-        processes: int = 0) -> list[dict]:
+        processes: int = 0, overwrite: bool = False) -> list[dict]:
   """Runs (or reads back) every setting; returns the merged table rows.
 
   Args:
@@ -94,6 +97,12 @@ def run(config: ml_collections.ConfigDict, axes: list[tuple[str, tuple]], root: 
     processes: 0 runs the settings one after another in this process; N > 0
       runs each in its own process (`experiments/sweep.py --run_config`), up
       to N at a time.
+    overwrite: delete and rerun a setting whose workdir holds a run of another
+      config, instead of raising.
+
+  Raises:
+    workdir.IncompatibleResultsError: (before any run) a setting's finished run
+      was made with another config (`workdir.finished_results`), naming the fields.
   """
   from ganad_jax import train  # pylint: disable=g-import-not-at-top  # train imports ensemble.
   todo = settings(axes)
@@ -101,8 +110,8 @@ def run(config: ml_collections.ConfigDict, axes: list[tuple[str, tuple]], root: 
   for c in configs_:
     ensemble.plan(c)
   workdirs = [os.path.join(root, label(s)) for s in todo]
-  pending = [i for i, w in enumerate(workdirs)
-             if not os.path.exists(os.path.join(w, "results.json"))]
+  finished = [workdir_lib.finished_results(w, c, overwrite) for w, c in zip(workdirs, configs_)]
+  pending = [i for i, results in enumerate(finished) if results is None]
   if processes > 0:
     _run_processes([(configs_[i], workdirs[i]) for i in pending], processes)
   else:
@@ -110,8 +119,10 @@ def run(config: ml_collections.ConfigDict, axes: list[tuple[str, tuple]], root: 
       logging.info("Sweep setting %s -> %s", label(todo[i]), workdirs[i])
       train.train_and_evaluate(configs_[i], workdirs[i])
   rows = []
-  for setting, workdir in zip(todo, workdirs):
-    rows += rows_of(_load(os.path.join(workdir, "results.json")), label(setting))
+  for setting, workdir, results in zip(todo, workdirs, finished):
+    if results is None:
+      results = _load(os.path.join(workdir, "results.json"))
+    rows += rows_of(results, label(setting))
   return rows
 
 

@@ -16,6 +16,7 @@ jitted function runs on the ("members", "data") mesh of `ganad_jax.sharding`.
 import json
 import math
 import os
+import shutil
 import time
 from typing import NamedTuple
 
@@ -24,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from PIL import Image
 import tensorboardX
 
 from ganad_jax import checkpoints
@@ -109,8 +109,22 @@ def prepare_workdir(workdir: str) -> None:
     raise PermissionError(f"workdir {workdir!r} is not writable: {e.strerror}") from None
 
 
-def checkpoint_meta(config, input_shape) -> dict:
-  """What a checkpoint must match to be restored into this run."""
+def checkpoint_meta(config, input_shape, data_sha256: str | None = None) -> dict:
+  """What a checkpoint must match to be restored into this run (`checkpoints.restore_latest`).
+
+  Args:
+    config: the run's config.
+    input_shape: shape of one example.
+    data_sha256: for a training run, the digest of the data training sees
+      (`data_digest`). With it the record also holds `run`: every config field
+      except `configs.RESUME_NEUTRAL_FIELDS` (data, protocol, seed, train
+      settings, ...) and this digest, so that a checkpoint of another run is
+      never resumed. Without it (scoring a trained workdir) only the model
+      (method, shape, architecture, optimiser, dtype, ensemble) is checked.
+
+  Returns:
+    The record, in its JSON form.
+  """
   # The optimiser's settings live in its restored state (inject_hyperparams),
   # so a resume with other settings would silently ignore them: refuse it.
   meta = {"method": config.method, "input_shape": list(input_shape),
@@ -120,7 +134,19 @@ def checkpoint_meta(config, input_shape) -> dict:
     meta[config.method] = config[config.method].to_dict()
   if ensemble.plan(config) is not None:  # A stacked state: its members must match too.
     meta["ensemble"] = {"seeds": config.ensemble.seeds, "grid": config.ensemble.grid}
+  if data_sha256 is not None:
+    meta["run"] = dict(configs.run_record(config, configs.RESUME_NEUTRAL_FIELDS),
+                       data_sha256=data_sha256)
   return json.loads(json.dumps(meta))  # As it reads back from disk: tuples become lists.
+
+
+def data_digest(splits: data.Splits) -> str:
+  """SHA-256 of the data training sees: the training split and the validation normals.
+
+  (Early stopping selects the state on the validation normals.) Test data are
+  scored after training, from the data of the run that scores them.
+  """
+  return data.digest(splits.train.x, splits.val.x)
 
 
 class Run(NamedTuple):
@@ -153,8 +179,13 @@ class Run(NamedTuple):
     return jax.sharding.NamedSharding(self.mesh, P("members") if self.stacked else P())
 
 
-def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None = None) -> Run:
-  """The method (stacked for an ensemble), keys, mesh and checkpoint record of a run."""
+def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None = None,
+          data_sha256: str | None = None) -> Run:
+  """The method (stacked for an ensemble), keys, mesh and checkpoint record of a run.
+
+  `data_sha256` (a training run's `data_digest`) goes into the checkpoint
+  record (`checkpoint_meta`).
+  """
   input_shape = tuple(input_shape)
   members = ensemble.plan(config)
   if members is None:
@@ -172,7 +203,8 @@ def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None 
                             split + (config.eval.batch_size,))
   spec = P("members") if members else P()
   keys = tuple(sharding.put(mesh, k, spec) for k in keys)
-  return Run(method, members, keys, checkpoint_meta(config, input_shape), mesh, batch_size)
+  return Run(method, members, keys, checkpoint_meta(config, input_shape, data_sha256), mesh,
+             batch_size)
 
 
 def step_function(run: Run, state_sharding, train_x_sharding, num_train: int):
@@ -256,6 +288,21 @@ def _fetch(metrics, stacked: bool):
 
 def _member_metrics(metrics, m: int) -> dict[str, float]:
   return {k: float(v[m]) for k, v in metrics.items()}
+
+
+def _metrics_record(metrics):
+  """`_fetch`'s metrics in JSON form, saved with a checkpoint (floats, or lists per member)."""
+  if metrics is None:
+    return None
+  return {k: [float(x) for x in v] if isinstance(v, np.ndarray) else float(v)
+          for k, v in metrics.items()}
+
+
+def _metrics_from_record(record, stacked: bool):
+  """The inverse of `_metrics_record`: the metrics `_fetch` gave at the checkpoint's step."""
+  if record is None:
+    return None
+  return {k: np.asarray(v, np.float64) if stacked else float(v) for k, v in record.items()}
 
 
 def _kept(workdir: str, last_good) -> str:
@@ -393,7 +440,7 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, splits: data.Spli
   prepare_workdir(workdir)
   input_shape = splits.train.x.shape[1:]
   num_train = len(splits.train.x)
-  run = build(config, input_shape, num_train)
+  run = build(config, input_shape, num_train, data_sha256=data_digest(splits))
   method, batch_size, mesh, meta = run.method, run.batch_size, run.mesh, run.meta
   members, stacked, num_members = run.members, run.stacked, run.num_members
   if num_train < batch_size:
@@ -412,13 +459,23 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, splits: data.Spli
   # written: a refused run leaves the workdir's config.json as it was.
   abstract_state, state_sharding = abstract_init(run, init_batch)
   start, state = checkpoints.restore_latest(mngr, abstract_state, meta, set_aside_corrupt=True)
+  last_metrics = None
   if state is not None:
+    if start > total_steps:
+      raise checkpoints.IncompatibleCheckpointError(
+          f"Checkpoint {mngr.directory}/{start} is at step {start}, past the {total_steps} "
+          f"steps of this run (train.num_steps={config.train.num_steps}, train.num_epochs="
+          f"{config.train.num_epochs}). Use a fresh --workdir, or at least {start} steps.")
+    # The train metrics of the checkpoint's step: a run resumed at its last
+    # step reports the same final_train_metrics as the uninterrupted one.
+    last_metrics = _metrics_from_record(
+        checkpoints.read_meta(mngr, start).get("train_metrics"), stacked)
     logging.info("Resumed from %s at step %d.", mngr.directory, start)
   else:
     state = init_state(run, init_batch, state_sharding)
   if is_main:
     reporting.write_json(os.path.join(workdir, "config.json"), config.to_dict())
-  last_good, last_metrics = start, None
+  last_good = start
 
   if method.train_step is None:
     if start is None:
@@ -489,8 +546,10 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, splits: data.Spli
             checkpoints.save(best_mngr, step, state, dict(meta, val_score=values[0]), force=True)
         if all(stopped):
           stopped_at = step
-      if (is_last or mngr.should_save(step) or stopped_at is not None) and \
-          checkpoints.save(mngr, step, state, meta, force=is_last or stopped_at is not None):
+      # Every saved step fetched its metrics (`will_save`): they go with the state.
+      if (is_last or mngr.should_save(step) or stopped_at is not None) and checkpoints.save(
+          mngr, step, state, dict(meta, train_metrics=_metrics_record(last_metrics)),
+          force=is_last or stopped_at is not None):
         last_good = step
     mngr.wait_until_finished()
   train_seconds = time.perf_counter() - t_train
@@ -528,7 +587,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   Writes `config.json` before training (once the workdir's checkpoint, if any,
   is found compatible) and `results.json` / `results.md` at the end; returns
-  the results. For an ensemble the results hold every member's metrics and a
+  the results. results.json records the config it was computed with
+  (`workdir.finished_results` compares it before a grid reuses the run); a resumed run
+  writes the same results.json as an uninterrupted one but for `wall_time_s`. For an ensemble the results hold every member's metrics and a
   table of mean +- std over seeds per grid point (`ensemble.summarize`).
   """
   t_start = time.perf_counter()
@@ -553,6 +614,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       "sizes": {k: int(len(getattr(splits, k).x)) for k in ("train", "val", "test")},
       "steps": info["steps"],
       "batch_size": config.train.batch_size,
+      "config": config.to_dict(),  # What `workdir.finished_results` compares before reusing the run.
   }
   early_keys = [k for k in ("stopped_early", "best_step", "best_val_score") if k in info]
   if not run.stacked:
@@ -591,7 +653,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     grid = evaluation.example_grid(splits.test, test[0], config.train.image_grid_size)
     if grid is not None:  # Member 0's for an ensemble.
       writer.add_image("test/input_recon_map", grid, info["steps"], dataformats="HWC")
-      Image.fromarray(grid).save(os.path.join(workdir, "reconstructions.png"))
+      reporting.save_image(os.path.join(workdir, "reconstructions.png"), grid)
     # Member 0's figures for an ensemble (its table covers every member).
     walk = {}
     if run.method.generate is not None:  # Between two z ~ N(0, I) drawn from the score key.
@@ -607,4 +669,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
               else reporting.results_markdown(results, results["figures"]))
   reporting.write_atomic(os.path.join(workdir, "results.md"), markdown)
   return results
-

@@ -11,8 +11,10 @@ one-line refusal naming the workdir, its number of members and how to pick one.
 
 import json
 import os
+import shutil
 from typing import NamedTuple
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -174,3 +176,62 @@ def restore(workdir: str, input_shape, member: int | None = None,
   single = ensemble.member_config(config, members.seeds[member], members.points[member])
   return Trained(single, methods.make(single, input_shape), ensemble.member_state(state, member),
                  step, train.root_keys(members.seeds[member])[3], None, member)
+
+
+class IncompatibleResultsError(ValueError):
+  """A workdir holds a finished (or started) run of another config."""
+
+
+def finished_results(workdir: str, config: ml_collections.ConfigDict,
+                     overwrite: bool = False) -> dict | None:
+  """The results of `workdir` if they are `config`'s run, else None (run it).
+
+  What grids and sweeps (`ganad_jax.benchmark`, `ganad_jax.sweep`) call before
+  reusing a run. A finished run (`results.json`) is reused only when the config
+  it was computed with (the `config` in its results.json; for results written
+  before that was recorded, the workdir's config.json) equals `config` in every
+  field except `configs.RESULT_NEUTRAL_FIELDS`. A started run (config.json
+  only) is left to `train_and_evaluate`, which resumes its checkpoint only for
+  the same run (`checkpoint_meta`).
+
+  Args:
+    workdir: the run's directory (need not exist).
+    config: the config this run would be trained with.
+    overwrite: delete (with a warning) a workdir that holds another config's
+      run, finished or started, and return None, instead of raising.
+
+  Returns:
+    The stored results, or None when the run is still to do.
+
+  Raises:
+    IncompatibleResultsError: the workdir's finished run has another config;
+      the message names every differing field with both values.
+  """
+  results_path = os.path.join(workdir, "results.json")
+  config_path = os.path.join(workdir, "config.json")
+  if os.path.exists(results_path):
+    with open(results_path, encoding="utf-8") as f:
+      results = json.load(f)
+    if "config" in results:
+      source, stored = results_path, config_from_dict(results["config"])
+    else:
+      source, stored = config_path, load_config(workdir)
+    neutral = configs.RESULT_NEUTRAL_FIELDS
+  elif overwrite and os.path.exists(config_path):
+    source, stored, results = config_path, load_config(workdir), None
+    neutral = configs.RESUME_NEUTRAL_FIELDS
+  else:
+    return None
+  saved, current = configs.run_record(stored, neutral), configs.run_record(config, neutral)
+  fields = configs.differing_fields(saved, current)
+  if not fields:
+    return results
+  if overwrite:
+    logging.warning("Deleting %s: its run was made with %s; this run has %s.", workdir,
+                    configs.describe(saved, fields), configs.describe(current, fields))
+    shutil.rmtree(workdir)
+    return None
+  raise IncompatibleResultsError(
+      f"{source} was computed with {configs.describe(saved, fields)}; this run has "
+      f"{configs.describe(current, fields)}. Use another --workdir, or delete {workdir} "
+      "to run it again (or pass --overwrite).")

@@ -162,8 +162,10 @@ OVERRIDES = {"train.num_steps": NUM_STEPS, "train.checkpoint_every": EVERY,
 
 
 def _command(workdir):
+  """The CLI run of `_ensemble_config()` (the same config: results.json records it)."""
   return [sys.executable, "experiments/train.py", "--config=configs/test.py",
-          f"--workdir={workdir}", *(f"--config.{k}={v}" for k, v in OVERRIDES.items())]
+          f"--workdir={workdir}", "--config.anogan.search.steps=3",
+          *(f"--config.{k}={v}" for k, v in OVERRIDES.items())]
 
 
 def _ensemble_config(**overrides):

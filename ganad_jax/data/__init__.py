@@ -18,6 +18,7 @@ from ganad_jax.data import splits as _splits
 
 Split = _splits.Split
 Splits = _splits.Splits
+digest = _splits.digest
 default_config = _config.default_config
 load = _loader.load
 SOURCES = _config.SOURCES

@@ -1,6 +1,7 @@
 """The containers `load` returns: one `Split` per role, gathered in `Splits`."""
 
 import dataclasses
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -54,3 +55,17 @@ class Splits:
   val: Split
   test: Split
   info: dict[str, Any]
+
+
+def digest(*arrays: np.ndarray) -> str:
+  """SHA-256 (hex) of `arrays`: each one's shape, dtype and bytes, in order.
+
+  The fingerprint of a data set: a checkpoint records that of the data it was
+  trained on (`train.checkpoint_meta`), a `Detector` that of what it was fit on.
+  """
+  h = hashlib.sha256()
+  for x in arrays:
+    x = np.asarray(x)
+    h.update(f'{x.shape}{x.dtype}'.encode())
+    h.update(np.ascontiguousarray(x).tobytes())
+  return h.hexdigest()
