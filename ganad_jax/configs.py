@@ -16,8 +16,10 @@ from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import sharding
 from ganad_jax.methods import anogan
+from ganad_jax.methods import backbone
 from ganad_jax.methods import egbad
 from ganad_jax.methods import gaussian
+from ganad_jax.methods import padim
 from ganad_jax.methods import vae
 from ganad_jax.methods import ganomaly
 from ganad_jax.methods import skip_ganomaly
@@ -76,6 +78,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.egbad = egbad.default_config()
   config.vae = vae.default_config()
   config.gaussian = gaussian.default_config()
+  config.padim = padim.default_config()
+  config.pretrained = backbone.default_config()  # The ImageNet backbone of gaussian / padim.
   config.ganomaly = ganomaly.default_config()
   config.skip_ganomaly = skip_ganomaly.default_config()
   config.ensemble = ensemble.default_config()  # Seeds x grid in one vmapped program.

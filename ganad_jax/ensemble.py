@@ -281,8 +281,8 @@ def make(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
   train_step = None if first.train_step is None else over_members(first.train_step, (0, 0, 0))
   score = over_members(first.score, (0, None, 0))
 
-  def fit(state, train_x):
-    fitted = [point_methods[m // seeds_per_point].fit(member_state(state, m), train_x)
+  def fit(state, train_x, val_x=None):
+    fitted = [point_methods[m // seeds_per_point].fit(member_state(state, m), train_x, val_x)
               for m in range(members.size)]
     return stack(fitted)
 

@@ -479,7 +479,7 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, splits: data.Spli
 
   if method.train_step is None:
     if start is None:
-      state = sharding.reshard(method.fit(state, splits.train.x), state_sharding)
+      state = sharding.reshard(method.fit(state, splits.train.x, splits.val.x), state_sharding)
       _check_finite_state(state, {}, 0, workdir, None, members)
       checkpoints.save(mngr, 0, state, meta, force=True)
     return run, state, {"steps": 0, "train_seconds": time.perf_counter() - t_start,

@@ -7,6 +7,7 @@ from ganad_jax.methods import anogan
 from ganad_jax.methods import base
 from ganad_jax.methods import egbad
 from ganad_jax.methods import gaussian
+from ganad_jax.methods import padim
 from ganad_jax.methods import vae
 from ganad_jax.methods import ganomaly
 from ganad_jax.methods import skip_ganomaly
@@ -18,6 +19,7 @@ _REGISTRY = {
     "anogan": anogan.make,
     "egbad": egbad.make,
     "gaussian": gaussian.make,
+    "padim": padim.make,
     "vae": vae.make,
     "ganomaly": ganomaly.make,
     "skip_ganomaly": skip_ganomaly.make,

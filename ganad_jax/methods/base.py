@@ -17,8 +17,10 @@ these three functions, so a new method never adds a branch to shared code.
 
 A method that is fitted in closed form rather than by gradient steps (the
 Gaussian scorer) sets `train_step=None` and provides
-  fit(state, train_x) -> state
-      Host side, once, on the whole normal training split (a numpy array).
+  fit(state, train_x, val_x=None) -> state
+      Host side, once, on the whole normal training split (a numpy array);
+      `val_x`, the validation normals, may steer choices that need held-out
+      data (never the test split).
 
 A method with a generator (AnoGAN, EGBAD) also provides
   generate(state, z) -> x
@@ -38,7 +40,7 @@ class Method(NamedTuple):
   init: Callable[[jax.Array, jax.Array], State]
   train_step: Callable[[State, jax.Array, jax.Array], tuple[State, Metrics]] | None
   score: Callable[[State, jax.Array, jax.Array], dict[str, jax.Array]]
-  fit: Callable[[State, Any], State] | None = None
+  fit: Callable[..., State] | None = None
   generate: Callable[[State, jax.Array], jax.Array] | None = None
 
 

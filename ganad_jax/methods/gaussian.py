@@ -14,6 +14,12 @@ Feature sources (`features`):
     newest good checkpoint (`ganad_jax.workdir.restore`) and run in eval mode:
     `net` "encoder" (ae, ssim_ae, egbad, vae) or "discriminator" (anogan,
     egbad; EGBAD's sees (x, E(x))); of an ensemble workdir, member `member`'s.
+  "pretrained": an ImageNet backbone (config section `pretrained`:
+    EfficientNet B0-B7 / Lite0-4, ResNet-18/34/50, Wide-ResNet-50-2; see
+    `methods/backbone.py`), gray-to-RGB, resizing and input normalisation
+    inside; its layers are the stage outputs ("stem", "stage1".."stage7",
+    "head" for EfficientNet: the 9 levels of Rippel et al.), each global
+    average pooled.
   "flax_file": any flax.linen module `module` ("package.module:Class"), built
     with the JSON object `module_kwargs` and called as
     `module.apply(variables, x, **call_kwargs)`, its variables read from the
@@ -28,12 +34,21 @@ the net returns, counting an array returned under two names once (our nets'
 "penultimate" is also their last "block<i>"). Conv maps (N, H, W, C) are global
 average pooled (`pool` 'mean') or flattened ('flatten'); others are flattened.
 
+Level selection without anomaly labels (`select_levels` k > 0): after the
+fit, every layer's Gaussian scores the validation normals and CutPaste copies
+of them (`data.synthetic.cutpaste`, seeded with `config.seed`); the k layers
+with the highest AUROC of copies against originals form the score, the others
+stay reported as "score_<layer>". Test labels choose nothing. k = 0 sums
+every layer (Rippel et al.).
+
 State: "net" (the feature net's variables, so a checkpoint is self-contained),
 "stats" {"layer<i>": {"mean": (D,), "whitening": (D, D)}} with
 whitening @ whitening.T = the precision matrix, so that the squared distance
 |(f - mean) @ whitening|^2 is >= 0 in any float precision, and "fitted" (1
 after `fit`; before it every score is NaN, so an unfitted state cannot pass
-for a model).
+for a model), "level_weights" (L,) (1 for the layers that form the score, 0
+for the others) and "selection_auroc" (L,) (each layer's CutPaste AUROC on
+the validation normals; NaN without selection).
 """
 
 import importlib
@@ -41,6 +56,7 @@ import json
 import os
 import re
 
+from absl import logging
 import flax
 import flax.linen as nn
 from flax import traverse_util
@@ -50,14 +66,17 @@ import ml_collections
 import numpy as np
 from sklearn import covariance
 
+from ganad_jax import metrics
+from ganad_jax.data import synthetic
 from ganad_jax.methods import anogan
+from ganad_jax.methods import backbone
 from ganad_jax.methods import base
 from ganad_jax.methods import egbad
 from ganad_jax.methods import vae
 from ganad_jax.models import dcgan
 from ganad_jax.models import mlp
 
-FEATURES = ("pixels", "workdir", "flax_file")
+FEATURES = ("pixels", "workdir", "pretrained", "flax_file")
 POOLS = ("mean", "flatten")
 
 
@@ -65,7 +84,8 @@ def default_config() -> ml_collections.ConfigDict:
   """The `gaussian` sub-config.
 
   Fields:
-    features: 'pixels' | 'workdir' | 'flax_file' (see the module docstring).
+    features: 'pixels' | 'workdir' | 'pretrained' | 'flax_file' (see the
+      module docstring; 'pretrained' reads the config section `pretrained`).
     workdir: features 'workdir': the trained ganad_jax run.
     net: features 'workdir': 'encoder' or 'discriminator'.
     member: features 'workdir' on an ensemble workdir: the member k whose net
@@ -77,6 +97,8 @@ def default_config() -> ml_collections.ConfigDict:
     layers: layer names; () = every layer the net returns.
     pool: 'mean' (global average) | 'flatten' for conv maps (N, H, W, C).
     squared: sum squared Mahalanobis distances instead of distances.
+    select_levels: k > 0 keeps the k layers that best tell the validation
+      normals from CutPaste copies of them; 0 sums every layer.
     max_features: refuse a layer wider than this (its covariance is D x D).
   """
   config = ml_collections.ConfigDict()
@@ -91,6 +113,7 @@ def default_config() -> ml_collections.ConfigDict:
   config.layers = ()
   config.pool = "mean"
   config.squared = False
+  config.select_levels = 0
   config.max_features = 4096
   return config
 
@@ -257,6 +280,12 @@ def _flax_file_source(cfg, input_shape):
   return variables, layers_fn, capture_fn
 
 
+def _pretrained_source(config):
+  """(variables, layers_fn, None) of the ImageNet backbone of `config.pretrained`."""
+  net = backbone.load(config.pretrained)
+  return net.variables, net.extract, None
+
+
 def _pixels_source():
   return {}, lambda v, x: {"pixels": x.reshape(x.shape[0], -1)}, None
 
@@ -290,6 +319,11 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     variables, layers_fn, capture_fn = _pixels_source()
   elif cfg.features == "workdir":
     variables, layers_fn, capture_fn = _workdir_source(cfg, input_shape)
+  elif cfg.features == "pretrained":
+    if len(input_shape) != 3:
+      raise ValueError(f"gaussian.features='pretrained' needs images (H, W, C); got inputs of "
+                       f"shape {input_shape}.")
+    variables, layers_fn, capture_fn = _pretrained_source(config)
   else:
     variables, layers_fn, capture_fn = _flax_file_source(cfg, input_shape)
 
@@ -337,27 +371,56 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
             "stats": {f"layer{i}": {"mean": jnp.zeros((d,), jnp.float32),
                                     "whitening": jnp.eye(d, dtype=jnp.float32)}
                       for i, d in enumerate(dims)},
-            "fitted": jnp.zeros((), jnp.float32)}
+            "fitted": jnp.zeros((), jnp.float32),
+            "level_weights": jnp.ones((len(names),), jnp.float32),
+            "selection_auroc": jnp.full((len(names),), jnp.nan, jnp.float32)}
 
-  def fit(state, train_x):
+  def extract_all(net, x):
+    """Every chosen layer's features of `x`, float64 (N, D_i), in padded fixed-size batches."""
+    extract = jax.jit(features)
+    batch_size = min(int(config.eval.batch_size), len(x))
+    chunks = []
+    for start in range(0, len(x), batch_size):
+      batch = x[start:start + batch_size]
+      n = len(batch)
+      if n < batch_size:  # Padded: one compilation serves every batch.
+        batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
+      chunks.append([np.asarray(f)[:n] for f in extract(net, batch)])
+    return [np.concatenate([c[i] for c in chunks]).astype(np.float64) for i in range(len(names))]
+
+  def select(stats, net, val_x):
+    """(level_weights, selection_auroc): the k layers that best flag CutPaste copies of val_x."""
+    k = int(cfg.select_levels)
+    if len(val_x) < 8:
+      raise ValueError(f"gaussian.select_levels={k} ranks layers on the validation normals; "
+                       f"there are {len(val_x)} (fewer than 8): raise data.val_fraction or set "
+                       "gaussian.select_levels=0.")
+    copies = synthetic.cutpaste(val_x, np.random.default_rng(int(config.seed)))
+    labels = np.r_[np.zeros(len(val_x)), np.ones(len(copies))]
+    aurocs = []
+    for i, (f_val, f_copy) in enumerate(zip(extract_all(net, val_x), extract_all(net, copies))):
+      s = jax.tree_util.tree_map(np.asarray, stats[f"layer{i}"])
+      dist = np.linalg.norm((np.r_[f_val, f_copy] - s["mean"]) @ s["whitening"], axis=1)
+      # A layer whose distances are all equal tells nothing apart: chance.
+      aurocs.append(metrics.auroc(labels, dist) if np.ptp(dist) > 0 else 0.5)
+    keep = np.argsort(-np.asarray(aurocs), kind="stable")[:k]
+    logging.info("gaussian.select_levels=%d: CutPaste AUROC on %d validation normals %s; "
+                 "keeping %s.", k, len(val_x),
+                 ", ".join(f"{n} {a:.3f}" for n, a in zip(names, aurocs)),
+                 ", ".join(names[i] for i in sorted(keep)))
+    weights = np.zeros(len(names), np.float32)
+    weights[keep] = 1.0
+    return jnp.asarray(weights), jnp.asarray(aurocs, jnp.float32)
+
+  def fit(state, train_x, val_x=None):
     train_x = np.asarray(train_x, np.float32)
     if train_x.shape[1:] != input_shape:
       raise ValueError(f"fit: training inputs of shape {train_x.shape[1:]}, the scorer was "
                        f"built for {input_shape}.")
     if len(train_x) < 2:
       raise ValueError(f"fit: a covariance needs >= 2 training samples; got {len(train_x)}.")
-    extract = jax.jit(features)
-    batch_size = min(int(config.eval.batch_size), len(train_x))
-    chunks = []
-    for start in range(0, len(train_x), batch_size):
-      batch = train_x[start:start + batch_size]
-      n = len(batch)
-      if n < batch_size:  # Padded: one compilation serves every batch.
-        batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
-      chunks.append([np.asarray(f)[:n] for f in extract(state["net"], batch)])
     stats = {}
-    for i, name in enumerate(names):
-      feats = np.concatenate([c[i] for c in chunks]).astype(np.float64)
+    for i, (name, feats) in enumerate(zip(names, extract_all(state["net"], train_x))):
       if not np.all(np.isfinite(feats)):
         raise ValueError(f"fit: layer {name!r} has non-finite features on the training data.")
       estimator = covariance.LedoitWolf(store_precision=False).fit(feats)
@@ -371,7 +434,12 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       stats[f"layer{i}"] = {
           "mean": jnp.asarray(estimator.location_, jnp.float32),
           "whitening": jnp.asarray(eigvecs * inv_sqrt, jnp.float32)}
-    return dict(state, stats=stats, fitted=jnp.ones((), jnp.float32))
+    state = dict(state, stats=stats, fitted=jnp.ones((), jnp.float32))
+    if cfg.select_levels > 0 and len(names) > 1:
+      val_x = np.zeros((0,) + input_shape, np.float32) if val_x is None else val_x
+      weights, aurocs = select(stats, state["net"], np.asarray(val_x, np.float32))
+      state.update(level_weights=weights, selection_auroc=aurocs)
+    return state
 
   def score(state, batch, key):
     del key
@@ -381,7 +449,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       white = jnp.matmul(f - s["mean"], s["whitening"], precision=jax.lax.Precision.HIGHEST)
       d2 = jnp.sum(jnp.square(white), axis=1)
       terms.append(d2 if squared else jnp.sqrt(d2))
-    total = jnp.where(state["fitted"] > 0, sum(terms), jnp.nan)
+    total = sum(w * t for w, t in zip(state["level_weights"], terms))
+    total = jnp.where(state["fitted"] > 0, total, jnp.nan)
     outputs = {"score": total}
     if len(terms) > 1:
       outputs.update(zip(score_names, terms))
