@@ -143,3 +143,26 @@ def test_conv_lowering_changes_no_train_step(method):
 def test_conv_lowering_setting_is_checked():
   with pytest.raises(ValueError, match="config.conv_lowering must be 'auto', 'cpu' or 'xla'"):
     fast_conv.use_lowering("fast")
+
+
+@pytest.mark.parametrize("kernel,stride,padding,use_bias", [
+    (3, 1, "SAME", False),  # EfficientNet's 3x3 depthwise conv.
+    (5, 2, "SAME", False),  # Its strided 5x5 (TF "same": more padding after).
+    (3, 2, ((1, 1), (1, 1)), True),  # Explicit padding, with a bias.
+])
+def test_lowered_depthwise_convs_match_flax_values_and_gradients(kernel, stride, padding,
+                                                                 use_bias):
+  module = nn.Conv(6, (kernel, kernel), strides=stride, padding=padding,
+                   feature_group_count=6, use_bias=use_bias)
+  x = jax.random.normal(jax.random.key(0), (2, 9, 9, 6))
+  variables = module.init(jax.random.key(1), x)
+
+  def loss(variables, x):
+    return jnp.sum(jnp.sin(module.apply(variables, x)))
+
+  plain_fn = jax.value_and_grad(loss, argnums=(0, 1))
+  lowered_fn = fast_conv.lowered(plain_fn)
+  assert "feature_group_count=6" not in str(jax.make_jaxpr(lowered_fn)(variables, x))
+  plain, lowered = jax.jit(plain_fn)(variables, x), jax.jit(lowered_fn)(variables, x)
+  for got, expected in zip(jax.tree.leaves(lowered), jax.tree.leaves(plain)):
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

@@ -64,17 +64,17 @@ def _cache(tmp_path, monkeypatch):
 
 def test_cutpaste_pastes_one_rectangle_from_the_same_image():
   x = _images(6)
-  copies = synthetic.cutpaste(x, np.random.default_rng(1))
-  again = synthetic.cutpaste(x, np.random.default_rng(1))
+  copies, masks = synthetic.cutpaste(x, np.random.default_rng(1))
+  again, _ = synthetic.cutpaste(x, np.random.default_rng(1))
   np.testing.assert_array_equal(copies, again)  # Same seed, same numpy program.
+  assert masks.shape == (6, 32, 32) and np.all(masks.any(axis=(1, 2)))
+  np.testing.assert_array_equal(np.any(x != copies, axis=-1) & ~masks, False)
   assert copies.shape == x.shape and copies.dtype == np.float32
   assert copies.min() >= -1.0 and copies.max() <= 1.0
-  for original, copy in zip(x, copies):
-    rows, cols = np.nonzero(np.any(original != copy, axis=-1))
-    assert len(rows) > 0
-    # Every changed pixel lies inside one rectangle of at most 15 % of the image.
-    box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
-    assert box <= 0.15 * 32 * 32 + 32
+  for mask in masks:  # One rectangle of at most 15 % of the image (rounding aside).
+    rows, cols = np.nonzero(mask)
+    assert mask.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    assert mask.sum() <= 0.15 * 32 * 32 + 32
 
 
 def test_cutpaste_refuses_what_is_not_an_image_batch():

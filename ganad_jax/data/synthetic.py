@@ -12,7 +12,7 @@ import numpy as np
 
 
 def cutpaste(images: np.ndarray, rng: np.random.Generator, area=(0.02, 0.15),
-             aspect=(0.3, 1 / 0.3), brightness=(0.8, 1.2)) -> np.ndarray:
+             aspect=(0.3, 1 / 0.3), brightness=(0.8, 1.2)) -> tuple[np.ndarray, np.ndarray]:
   """CutPaste copies of `images`.
 
   Args:
@@ -23,7 +23,8 @@ def cutpaste(images: np.ndarray, rng: np.random.Generator, area=(0.02, 0.15),
     brightness: range of the factor applied to the patch's [0, 1] values.
 
   Returns:
-    float32 (N, H, W, C) in [-1, 1]: each image with one pasted patch.
+    (copies, masks): float32 (N, H, W, C) in [-1, 1], each image with one
+    pasted patch, and bool (N, H, W), True where the patch was pasted.
 
   Raises:
     ValueError: `images` is not (N, H, W, C) or smaller than 4 x 4.
@@ -33,6 +34,7 @@ def cutpaste(images: np.ndarray, rng: np.random.Generator, area=(0.02, 0.15),
     raise ValueError(f"cutpaste: images must be (N, H, W, C) of at least 4 x 4; got "
                      f"{images.shape}.")
   out = images.copy()
+  masks = np.zeros(images.shape[:3], bool)
   n, height, width, _ = images.shape
   for i in range(n):
     patch_area = rng.uniform(*area) * height * width
@@ -43,4 +45,5 @@ def cutpaste(images: np.ndarray, rng: np.random.Generator, area=(0.02, 0.15),
     y1, x1 = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
     patch = (images[i, y0:y0 + h, x0:x0 + w] + 1.0) / 2.0 * rng.uniform(*brightness)
     out[i, y1:y1 + h, x1:x1 + w] = np.clip(patch, 0.0, 1.0) * 2.0 - 1.0
-  return out
+    masks[i, y1:y1 + h, x1:x1 + w] = True
+  return out, masks

@@ -38,4 +38,5 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     return method
   lowered = lambda fn: None if fn is None else fast_conv.lowered(fn)
   return method._replace(init=lowered(method.init), train_step=lowered(method.train_step),
-                         score=lowered(method.score), generate=lowered(method.generate))
+                         score=lowered(method.score), fit=lowered(method.fit),
+                         generate=lowered(method.generate))

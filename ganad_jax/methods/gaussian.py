@@ -395,7 +395,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       raise ValueError(f"gaussian.select_levels={k} ranks layers on the validation normals; "
                        f"there are {len(val_x)} (fewer than 8): raise data.val_fraction or set "
                        "gaussian.select_levels=0.")
-    copies = synthetic.cutpaste(val_x, np.random.default_rng(int(config.seed)))
+    copies, _ = synthetic.cutpaste(val_x, np.random.default_rng(int(config.seed)))
     labels = np.r_[np.zeros(len(val_x)), np.ones(len(copies))]
     aurocs = []
     for i, (f_val, f_copy) in enumerate(zip(extract_all(net, val_x), extract_all(net, copies))):
