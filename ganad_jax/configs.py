@@ -201,12 +201,14 @@ def anogan_search(config: ml_collections.ConfigDict, steps: int, lr: float,
 # is equal except these, which never change what a run computes or reports
 # (up to float32 summation order): how the work is laid out (devices and mesh,
 # the CPU convolution lowering, vmap or unroll of an ensemble, the scoring
-# batch), how often it logs and saves, and the size of the TensorBoard image
-# grid. A finished run is reused only for a config equal to its own but for
+# batch), how often it logs and saves, the size of the TensorBoard image
+# grid, and where pretrained weights are cached or fetched from (the state
+# holds the weights themselves). A finished run is reused only for a config equal to its own but for
 # these (`workdir.finished_results`).
 RESULT_NEUTRAL_FIELDS = (
     "conv_lowering", "mesh", "ensemble.batching", "eval.batch_size", "train.log_every",
-    "train.checkpoint_every", "train.max_checkpoints", "train.image_grid_size")
+    "train.checkpoint_every", "train.max_checkpoints", "train.image_grid_size",
+    "pretrained.cache_dir", "pretrained.allow_download")
 # A checkpoint is resumed by a config equal to the one that wrote it but for
 # RESULT_NEUTRAL_FIELDS and these, which cannot change the state at a given
 # step: the run's length (step s's batch and key depend only on (seed, s), so

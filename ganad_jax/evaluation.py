@@ -82,7 +82,10 @@ def score_names(outputs: dict) -> list[str]:
 
 
 def evaluate(test, test_out: dict, val_out: dict, quantile: float) -> dict:
-  """Image metrics for every score, pixel metrics for the map, AUROC per anomaly kind.
+  """Image metrics for every score, pixel metrics for the map, AUROCs per anomaly kind.
+
+  Per kind (each kind's images against the test normals): the primary
+  score's AUROC, and with masks and maps the pixel AUROC over those images.
 
   The threshold of each score is the `quantile` of its validation-normal
   scores: test labels never choose anything.
@@ -101,6 +104,11 @@ def evaluate(test, test_out: dict, val_out: dict, quantile: float) -> dict:
                                    test_out["score"][normal | (test.kinds == kind)])
       for kind in sorted(set(test.kinds[~normal].tolist()))
   }
+  if test.masks is not None and "map" in test_out:
+    results["pixel_auroc_per_kind"] = {
+        kind: metrics_lib.pixel_auroc(test.masks[normal | (test.kinds == kind)],
+                                      test_out["map"][normal | (test.kinds == kind)])
+        for kind in results["auroc_per_kind"]}
   return results
 
 

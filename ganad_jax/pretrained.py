@@ -33,7 +33,7 @@ import importlib.metadata
 import os
 import pathlib
 import re
-import tempfile
+import shutil
 import urllib.request
 from typing import Any, Mapping
 
@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganad_jax import reporting
 from ganad_jax.models import efficientnet
 from ganad_jax.models import resnet
 
@@ -280,10 +281,7 @@ def load_variables(model: nn.Module, path: str | os.PathLike,
     except Exception:  # pylint: disable=broad-except  (a corrupt cache entry: convert again)
       pass
   variables = convert(model, read_state_dict(path), source=str(path))
-  cached.parent.mkdir(parents=True, exist_ok=True)
-  with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".tmp", delete=False) as f:
-    f.write(flax.serialization.msgpack_serialize(variables))
-  os.replace(f.name, cached)
+  reporting.write_atomic(str(cached), flax.serialization.msgpack_serialize(variables))
   return variables
 
 
@@ -316,10 +314,12 @@ def download(name: str, cache_dir: str | os.PathLike | None = None) -> pathlib.P
   cache_dir = pathlib.Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
   target = cache_dir / "downloads" / url.rsplit("/", 1)[1]
   if not target.is_file():
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".part")
-    urllib.request.urlretrieve(url, tmp)  # nosec: fixed https URLs above
-    os.replace(tmp, target)
+    try:
+      with urllib.request.urlopen(url) as response:  # nosec: fixed https URLs above
+        reporting.write_atomic(str(target), lambda f: shutil.copyfileobj(response, f))
+    except OSError as e:  # URLError is an OSError.
+      raise WeightsError(f"downloading {url} failed ({e}); put the file in place yourself and "
+                         "pass it as pretrained.weights") from None
   return target
 
 

@@ -136,8 +136,12 @@ def results_markdown(results: dict, figures: list[str] | None = None) -> str:
       "",
   ]
   if kinds:
-    parts += ["AUROC of each anomaly kind against the test normals (primary score):", "",
-              markdown_table(["kind", "auroc"], [[k, v] for k, v in kinds.items()]), ""]
+    pixel = results.get("pixel_auroc_per_kind", {})
+    parts += ["AUROC of each anomaly kind against the test normals (primary score"
+              + ("; pixel AUROC over those images' maps" if pixel else "") + "):", "",
+              markdown_table(["kind", "auroc"] + (["pixel_auroc"] if pixel else []),
+                             [[k, v] + ([pixel[k]] if pixel else []) for k, v in kinds.items()]),
+              ""]
   parts += [
       f"- data: {info['source']}, protocol {info['protocol']}, sizes "
       + ", ".join(f"{k} {v}" for k, v in results["sizes"].items()),

@@ -370,7 +370,7 @@ def _check_finite_state(state, metrics, step: int, workdir: str, last_good,
       "points) or check the data.")
 
 
-def _early_stopping_state(config, best_mngr, step: int, num_members: int = 1):
+def _early_stopping_state(config, best_mngr, step: int, meta: dict, num_members: int = 1):
   """Per member: (best values, best steps, evaluations without improvement) at `step`.
 
   Derived from the saved best checkpoint, not kept in the training state, so a
@@ -380,8 +380,11 @@ def _early_stopping_state(config, best_mngr, step: int, num_members: int = 1):
   latest = best_mngr.latest_step()
   if latest is None:
     return [math.inf] * num_members, [None] * num_members, [0] * num_members
-  meta = checkpoints.read_meta(best_mngr, latest)
-  values, steps = meta["val_score"], meta.get("best_steps", latest)
+  saved = checkpoints.read_meta(best_mngr, latest)
+  # A best state of another run (left beside an empty checkpoints/) must not
+  # steer this one's stopping.
+  checkpoints.check_compatible(os.path.join(str(best_mngr.directory), str(latest)), saved, meta)
+  values, steps = saved["val_score"], saved.get("best_steps", latest)
   if not isinstance(values, list):
     values, steps = [values], [steps]
   values = [math.inf if v is None else v for v in values]
@@ -488,7 +491,7 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, splits: data.Spli
   best_mngr = checkpoints.manager(workdir, config, name="best", max_to_keep=1) if early_on else None
   step = int(np.max(sharding.to_host(state["step"])))
   best_values, best_steps, bad_evals = (
-      _early_stopping_state(config, best_mngr, step, num_members) if early_on
+      _early_stopping_state(config, best_mngr, step, meta, num_members) if early_on
       else ([math.inf] * num_members, [None] * num_members, [0] * num_members))
   stopped = [early_on and b >= early.patience for b in bad_evals]
   stopped_at = step if early_on and all(stopped) else None

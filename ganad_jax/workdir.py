@@ -211,7 +211,12 @@ def finished_results(workdir: str, config: ml_collections.ConfigDict,
   config_path = os.path.join(workdir, "config.json")
   if os.path.exists(results_path):
     with open(results_path, encoding="utf-8") as f:
-      results = json.load(f)
+      try:
+        results = json.load(f)
+      except json.JSONDecodeError as e:
+        raise IncompatibleResultsError(f"{results_path} is not valid JSON ({e}): it cannot be "
+                                       f"checked for reuse. Delete {workdir} or use another "
+                                       "--workdir (or pass --overwrite).") from None
     if "config" in results:
       source, stored = results_path, config_from_dict(results["config"])
     else:

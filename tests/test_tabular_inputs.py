@@ -121,6 +121,12 @@ def test_numeric_labels_are_grouped_by_value(tmp_path):
   assert source_pool.info['merged_spellings'] == {'label': {'1': ['01', '1', '1.0']}}
 
 
+def test_label_names_longer_than_every_spelling_are_not_cut(tmp_path):
+  path = _label_csv(tmp_path, ['.5', '1', '1e3'])  # Names '0.5' and '1000' are wider.
+  source_pool, _ = _read(path)
+  assert source_pool.class_names == ('0.5', '1', '1000')
+
+
 def test_npz_float_labels_name_whole_numbers_as_integers(tmp_path):
   path = str(tmp_path / 't.npz')
   np.savez(path, x=np.ones((10, 2)), y=(np.arange(10) % 2).astype(np.float64))

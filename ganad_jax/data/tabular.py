@@ -133,7 +133,7 @@ def _group_spellings(values: np.ndarray, what: str, where
   present = [i for i, v in enumerate(values) if not is_missing(v)]
   numbers = {i: _number(values[i]) for i in present}
   if present and all(n is not None and np.isfinite(n) for n in numbers.values()):
-    names = values.copy()
+    names = values.astype(object)  # New names may be longer than the widest spelling.
     merged = {}
     for i in present:
       names[i] = _number_name(numbers[i])

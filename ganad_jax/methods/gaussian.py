@@ -320,9 +320,9 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
   elif cfg.features == "workdir":
     variables, layers_fn, capture_fn = _workdir_source(cfg, input_shape)
   elif cfg.features == "pretrained":
-    if len(input_shape) != 3:
-      raise ValueError(f"gaussian.features='pretrained' needs images (H, W, C); got inputs of "
-                       f"shape {input_shape}.")
+    if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
+      raise ValueError(f"gaussian.features='pretrained' needs images (H, W, 1 or 3); got inputs "
+                       f"of shape {input_shape}.")
     variables, layers_fn, capture_fn = _pretrained_source(config)
   else:
     variables, layers_fn, capture_fn = _flax_file_source(cfg, input_shape)
@@ -356,6 +356,9 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
                        f"{cfg.max_features} (its covariance is {dim} x {dim}); choose a smaller "
                        "layer (gaussian.layers), pool it (gaussian.pool='mean') or raise the "
                        "limit.")
+  if not 0 <= cfg.select_levels <= len(names):
+    raise ValueError(f"gaussian.select_levels={cfg.select_levels}: the features have "
+                     f"{len(names)} layer(s) ({', '.join(names)}); choose 0 (all) to {len(names)}.")
   squared = bool(cfg.squared)
   score_names = [f"score_{re.sub(r'[^A-Za-z0-9_]+', '_', n)}" for n in names]
 
@@ -449,7 +452,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       white = jnp.matmul(f - s["mean"], s["whitening"], precision=jax.lax.Precision.HIGHEST)
       d2 = jnp.sum(jnp.square(white), axis=1)
       terms.append(d2 if squared else jnp.sqrt(d2))
-    total = sum(w * t for w, t in zip(state["level_weights"], terms))
+    # where, not w * t: an unselected layer's inf distance must not make NaN.
+    total = sum(jnp.where(w > 0, t, 0.0) for w, t in zip(state["level_weights"], terms))
     total = jnp.where(state["fitted"] > 0, total, jnp.nan)
     outputs = {"score": total}
     if len(terms) > 1:

@@ -18,11 +18,13 @@ image, for textures and images that are not aligned, such as the magnetic
 tiles).
 
 Memory: at a backbone input of S pixels and a finest stage of stride r the
-grid is (S / r)^2 locations; with d = `channels`, "per_position" stores
-(S / r)^2 * d^2 float32 (whitening matrices) and fits with float64 sums of
-the same size, 12 (S / r)^2 d^2 bytes in all; "shared" needs 12 d^2 bytes.
-EfficientNet-Lite0 at 224 with stages 2-4 (stride 4, 56 x 56) and d = 100:
-359 MB per_position, 0.1 MB shared (MB = 2^20 bytes). A configuration over `max_memory_mb` is
+grid is (S / r)^2 locations; with d = `channels`, "per_position" keeps
+(S / r)^2 d^2 float32 whitening matrices, and its fit holds at most two
+float64 arrays of that size at once (the sums, turned into the covariance in
+place, and the eigenvectors): 20 (S / r)^2 d^2 bytes at the peak; "shared"
+needs 20 d^2 bytes. EfficientNet-Lite0 at 224 with d = 100: stages 2-4
+(stride 4, 56 x 56) 598 MB, stages 3-5 (stride 8, 28 x 28) 150 MB,
+shared 0.2 MB (MB = 2^20 bytes). A configuration over `max_memory_mb` is
 refused by `make`, before any feature is extracted.
 
 State: "net" (the backbone's variables), "channels" (d,) int32, "stats"
@@ -73,9 +75,9 @@ def _default_layers(name: str) -> tuple[str, ...]:
 
 
 def memory_bytes(grid: tuple[int, int], d: int, gaussian: str) -> int:
-  """Bytes of the fitted statistics and their float64 fit sums (see the module docstring)."""
+  """Peak bytes of `fit`'s statistics (see the module docstring)."""
   locations = grid[0] * grid[1] if gaussian == "per_position" else 1
-  return 12 * locations * d * d
+  return 20 * locations * d * d
 
 
 def make(config, input_shape: tuple[int, ...]) -> base.Method:
@@ -166,12 +168,16 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
         total_x += e.sum(axis=0)
         total_xx += e.T @ e
     mean = total_x / count
-    cov = (total_xx - count * mean[..., :, None] * mean[..., None, :]) / (count - 1)
-    cov += cfg.eps * np.eye(d)
+    cov = total_xx  # In place: the largest arrays exist at most twice (module docstring).
+    for i in range(d):  # Row by row: no full-size temporary for count * mean mean^T.
+      cov[..., i, :] -= count * mean[..., i, None] * mean
+    cov /= count - 1
+    cov[..., np.arange(d), np.arange(d)] += cfg.eps
     eigvals, eigvecs = np.linalg.eigh(cov)  # Positive definite: eps * I on a PSD matrix.
-    whitening = eigvecs / np.sqrt(eigvals)[..., None, :]
+    del cov, total_xx
+    eigvecs /= np.sqrt(eigvals)[..., None, :]  # The whitening, in place.
     return dict(state, stats={"mean": jnp.asarray(mean, jnp.float32),
-                              "whitening": jnp.asarray(whitening, jnp.float32)},
+                              "whitening": jnp.asarray(eigvecs, jnp.float32)},
                 fitted=jnp.ones((), jnp.float32))
 
   def score(state, batch, key):

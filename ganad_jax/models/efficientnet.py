@@ -160,7 +160,8 @@ class EfficientNet(nn.Module):
     variant: "b0".."b7" or "lite0".."lite4" ("efficientnet-" prefix allowed).
 
   Call with `x` (N, H, W, 3) float32, H, W >= 32, normalised as the weights
-  expect (ImageNet mean / std for the lukemelas and Lite weights); returns
+  expect (ImageNet mean / std for the lukemelas B weights, (v - 127) / 128 of
+  8-bit v for the Lite weights; see `methods/backbone.py`); returns
   {"stem", "stage1".."stage7", "head"} (see the module docstring for shapes).
   BatchNorm always uses its running statistics: apply with
   {"params", "batch_stats"} and no mutable collections.
