@@ -210,7 +210,7 @@ def test_benchmark_refuses_a_finished_run_of_another_config(trained, tmp_path, m
                      match=r"^.*/ae/0/seed0/results\.json was computed with data\.image_size=16, "
                      r"train\.num_steps=6; this run has data\.image_size=32, "
                      r"train\.num_steps=300\. Use another --workdir, or delete .*/ae/0/seed0 to "
-                     r"run it again\.$"):
+                     r"run it again \(or pass --overwrite\)\.$"):
     # Seed 1 comes first and is not done: every run is checked before any trains.
     benchmark.run_grid(other, ["ae"], [0], [1, 0], root)
   assert not calls
