@@ -30,6 +30,7 @@ A method with a generator (AnoGAN, EGBAD) also provides
 from typing import Any, Callable, NamedTuple
 
 import jax
+import numpy as np
 import optax
 
 State = dict[str, Any]
@@ -55,3 +56,18 @@ def adam_update(tx: optax.GradientTransformation, grads, opt_state, params):
   """(new params, new optimiser state): one `tx` step of `params` along `grads`."""
   updates, opt_state = tx.update(grads, opt_state, params)
   return optax.apply_updates(params, updates), opt_state
+
+
+def padded_batches(x: np.ndarray, batch_size: int):
+  """Yields (batch, n) over `x` in batches of min(batch_size, len(x)) rows.
+
+  The last batch is padded by repeating its final row, so one compilation of
+  a jitted function serves every batch; n is the number of real rows.
+  """
+  batch_size = min(int(batch_size), len(x))
+  for start in range(0, len(x), batch_size):
+    batch = x[start:start + batch_size]
+    n = len(batch)
+    if n < batch_size:
+      batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
+    yield batch, n

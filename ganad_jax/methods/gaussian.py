@@ -381,14 +381,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
   def extract_all(net, x):
     """Every chosen layer's features of `x`, float64 (N, D_i), in padded fixed-size batches."""
     extract = jax.jit(features)
-    batch_size = min(int(config.eval.batch_size), len(x))
-    chunks = []
-    for start in range(0, len(x), batch_size):
-      batch = x[start:start + batch_size]
-      n = len(batch)
-      if n < batch_size:  # Padded: one compilation serves every batch.
-        batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
-      chunks.append([np.asarray(f)[:n] for f in extract(net, batch)])
+    chunks = [[np.asarray(f)[:n] for f in extract(net, batch)]
+              for batch, n in base.padded_batches(x, config.eval.batch_size)]
     return [np.concatenate([c[i] for c in chunks]).astype(np.float64) for i in range(len(names))]
 
   def select(stats, net, val_x):

@@ -146,14 +146,9 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     if len(train_x) < 2:
       raise ValueError(f"fit: a covariance needs >= 2 training images; got {len(train_x)}.")
     extract = jax.jit(embed)
-    batch_size = min(int(config.eval.batch_size), len(train_x))
     # float64 sums of x and x x^T (per location, or over all locations), batch by batch.
     count, total_x, total_xx = 0, np.zeros(stats_shape), np.zeros(stats_shape + (d,))
-    for start in range(0, len(train_x), batch_size):
-      batch = train_x[start:start + batch_size]
-      n = len(batch)
-      if n < batch_size:  # Padded: one compilation serves every batch.
-        batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
+    for batch, n in base.padded_batches(train_x, config.eval.batch_size):
       e = np.asarray(extract(state["net"], state["channels"], batch))[:n].astype(np.float64)
       if not np.all(np.isfinite(e)):
         raise ValueError("fit: non-finite backbone features on the training data.")
