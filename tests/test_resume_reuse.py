@@ -174,6 +174,21 @@ def test_resume_refuses_a_checkpoint_past_num_steps(trained, copy_of, no_trainin
     train.train_and_evaluate(_config(**{"train.num_steps": 3}), workdir)
 
 
+def test_a_best_state_of_another_run_is_refused(tmp_path):
+  """best/ left beside an empty checkpoints/ must not steer another run's early stopping."""
+  early = {"train.early_stopping.eval_every": 3}
+  first = str(tmp_path / "first")
+  train.train_and_evaluate(_config(**early), first)
+  second = str(tmp_path / "second")
+  shutil.copytree(os.path.join(first, "best"), os.path.join(second, "best"))
+  with pytest.raises(checkpoints.IncompatibleCheckpointError,
+                     match=r"^Checkpoint .*/second/best/\d+ was written for seed=0; this run has "
+                     r"seed=1\."):
+    train.train_and_evaluate(_config(seed=1, **early), second)
+  saved = os.path.join(second, "checkpoints")  # Refused before the first step, not at the end.
+  assert not os.path.isdir(saved) or not [s for s in os.listdir(saved) if s.isdigit()]
+
+
 def test_resume_refuses_a_checkpoint_without_run_record(trained, tmp_path, no_training):
   """A checkpoint of an older ganad_jax (model record only) cannot be checked: refused."""
   config = _config()
