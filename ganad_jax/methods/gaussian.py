@@ -48,7 +48,7 @@ whitening @ whitening.T = the precision matrix, so that the squared distance
 after `fit`; before it every score is NaN, so an unfitted state cannot pass
 for a model), "level_weights" (L,) (1 for the layers that form the score, 0
 for the others) and "selection_auroc" (L,) (each layer's CutPaste AUROC on
-the validation normals; NaN without selection).
+the validation normals; -1 without selection).
 """
 
 import importlib
@@ -376,7 +376,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
                       for i, d in enumerate(dims)},
             "fitted": jnp.zeros((), jnp.float32),
             "level_weights": jnp.ones((len(names),), jnp.float32),
-            "selection_auroc": jnp.full((len(names),), jnp.nan, jnp.float32)}
+            # -1: not measured (finite, as every leaf of a checkpointed state must be).
+            "selection_auroc": jnp.full((len(names),), -1.0, jnp.float32)}
 
   def extract_all(net, x):
     """Every chosen layer's features of `x`, float64 (N, D_i), in padded fixed-size batches."""
