@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax import evaluation
 from ganad_jax import methods
@@ -115,9 +116,8 @@ def test_same_seed_same_numbers_other_seed_other_numbers(uninterrupted, tmp_path
 def test_checkpoint_of_another_model_or_optimiser_is_refused(uninterrupted, field, value):
   full_dir, _ = uninterrupted
   config = test_config.get_config("method=ae")
-  section, name = field.split(".")
-  config[section][name] = value
-  with pytest.raises(ValueError, match=f"different model.*{name}"):
+  configs.set_field(config, field, value, "Test override")
+  with pytest.raises(ValueError, match=f"different model.*{field.split('.')[-1]}"):
     train.train_and_evaluate(config, full_dir)
 
 
