@@ -321,7 +321,8 @@ def _load_config(name, arg=None):
 
 @pytest.mark.parametrize("name,arg,method", [
     ("ganomaly_digits.py", None, "ganomaly"), ("ganomaly_digits.py", "digit=3", "ganomaly"),
-    ("ganomaly_mnist.py", "digit=3", "ganomaly"), ("skip_ganomaly_digits.py", None, "skip_ganomaly"),
+    ("ganomaly_mnist.py", "digit=3", "ganomaly"),
+    ("skip_ganomaly_digits.py", None, "skip_ganomaly"),
     ("test.py", "method=ganomaly", "ganomaly"),
     ("test.py", "method=skip_ganomaly", "skip_ganomaly")])
 def test_experiment_configs_are_valid(name, arg, method):
