@@ -11,10 +11,10 @@ WORKDIR/results.md / results.json: a row per w_con, AUROC / AUPRC / F1-max of
 seeds. Every member uses the data split of config.seed (0); the seeds vary the
 initialisation, batch order and noise. Re-running the command resumes.
 
-Arguments (comma-separated): a digit sets the anomalous class; "smoke" shrinks
-everything to a seconds-long check (8 steps, tiny nets):
+Argument (`configs.parse_arg`): digit=D sets the anomalous class (default 0);
+smoke=true shrinks everything to a seconds-long check (8 steps, tiny nets):
 
-  python experiments/train.py --config=configs/ablation_ganomaly_wcon.py:3,smoke \
+  python experiments/train.py --config=configs/ablation_ganomaly_wcon.py:digit=3,smoke=true \
       --workdir=/tmp/ablation_smoke
 
 Measured (2-core CPU shared with other jobs, 8 min 28 s for the whole command):
@@ -29,15 +29,11 @@ SEEDS = (0, 1, 2)
 
 
 def get_config(arg: str | None = None):
-  parts = [p for p in (arg or "").split(",") if p]
-  digits = [p for p in parts if p.isdigit()]
-  unknown = [p for p in parts if not p.isdigit() and p != "smoke"]
-  if unknown or len(digits) > 1:
-    raise ValueError(f"Arguments are an anomalous digit and/or 'smoke'; got {arg!r}.")
-  config = configs.sibling_config(__file__, "ganomaly_digits", digits[0] if digits else None)
+  args = configs.parse_arg(arg, digit=0, smoke=False)
+  config = configs.sibling_config(__file__, "ganomaly_digits", f"digit={args.digit}")
   config.ensemble.seeds = SEEDS
   config.ensemble.grid = (("ganomaly.w_con", W_CON),)
-  if "smoke" in parts:
+  if args.smoke:
     config.data.max_per_class = 20
     config.model.nz = 4
     config.model.base_features = 4

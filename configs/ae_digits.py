@@ -11,11 +11,11 @@ digits to 16x16 (bilinear).
 from ganad_jax import configs
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  configs.parse_arg(arg)  # Takes no argument.
   config = configs.base_config()
   config.method = "ae"
   configs.digits_anomaly_class(config)  # Digit 0; see --config.data.class_index above.
   config.model.nz = 32
   config.model.base_features = 32
-  config.train.num_epochs = 15.0
   return config

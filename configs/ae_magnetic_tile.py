@@ -12,13 +12,12 @@ from ganad_jax import configs
 DEFAULT_PATH = configs.shared_data_path(__file__, "magnetic_tile")
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  configs.parse_arg(arg)  # Takes no argument.
   config = configs.base_config()
   config.method = "ae"
   configs.magnetic_tile_folder(config, DEFAULT_PATH)
-  config.model.nz = 100
   config.model.base_features = 32
   config.train.batch_size = 32
-  config.train.num_epochs = 15.0
   config.eval.batch_size = 64
   return config

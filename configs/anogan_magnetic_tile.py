@@ -8,7 +8,7 @@ r"""AnoGAN on the Magnetic-Tile-Defect images (MVTec AD layout), with pixel AURO
 The data folder defaults to ../shared/data/magnetic_tile next to the repo
 (Huang, Qiu and Yuan, The Visual Computer 2020: cite it with any result); pass
 another MVTec-AD-style category folder as the argument
-(`--config=configs/anogan_magnetic_tile.py:/path/to/mvtec/screw`). Images are
+(`--config=configs/anogan_magnetic_tile.py:path=/path/to/mvtec/screw`). Images are
 grayscale, resized to 64x64. A DCGAN (nz 100, 32 base features) is trained on
 train/good; every test image is scored by a 300-step batched latent search
 (lr 0.02, the MVTec AD paper's AnoGAN setting; lambda 0.1 on D's penultimate
@@ -26,13 +26,13 @@ DEFAULT_PATH = configs.shared_data_path(__file__, "magnetic_tile")
 
 
 def get_config(arg: str | None = None):
+  args = configs.parse_arg(arg, path=DEFAULT_PATH)
   config = configs.base_config()
   config.method = "anogan"
-  configs.magnetic_tile_folder(config, arg or DEFAULT_PATH)
-  config.model.nz = 100
+  configs.magnetic_tile_folder(config, args.path)
   config.model.base_features = 32
-  config.train.batch_size = 64
   config.train.num_epochs = 100.0
   config.eval.batch_size = 128
-  configs.anogan_search(config, steps=300, lr=0.02, schedule="constant")
+  config.anogan.search.steps = 300
+  config.anogan.search.lr = 0.02
   return config

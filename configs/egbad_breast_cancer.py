@@ -19,14 +19,12 @@ discriminator's features carry little signal here). AUPRC chance level 0.749.
 from ganad_jax import configs
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  configs.parse_arg(arg)  # Takes no argument.
   config = configs.base_config()
   config.method = "egbad"
   configs.breast_cancer_table(config)
   config.model.nz = 8
-  config.egbad.g_widths = (32, 64)
-  config.egbad.e_widths = (64, 32)
-  config.egbad.d_widths = (64, 32)
   config.egbad.ema_decay = 0.99
   config.train.num_epochs = 100.0
   config.train.checkpoint_every = 400

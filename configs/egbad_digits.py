@@ -1,8 +1,8 @@
 r"""EGBAD (Zenati et al. 2018) on scikit-learn's digits, GANomaly's anomaly_class protocol.
 
-  python experiments/train.py --config=configs/egbad_digits.py:0 --workdir=/tmp/egbad_digits
+  python experiments/train.py --config=configs/egbad_digits.py:digit=0 --workdir=/tmp/egbad_digits
 
-The argument is the anomalous digit (class_index, default 0); the other nine
+The argument digit=D is the anomalous digit (class_index, default 0); the other nine
 are normal. The loader resizes the 8x8 digits to 16x16 (bilinear). A BiGAN
 (DCGAN G and E, joint D with a 512-wide z branch and a 1024-wide joint layer,
 nz 32, 32 base features, Adam 2e-4 / b1 0.5) is trained on the normal digits
@@ -11,11 +11,6 @@ for 15 epochs; test images are scored with the EMA weights (decay 0.999) by
 and by both terms alone ("score_recon", "score_feature"). Add
 --config.egbad.search_steps=100 for the encoder-initialised AnoGAN search too
 ("score_search"). About a minute on a 2-core CPU.
-
-Measured (README digits table, same settings; the classes averaged within each
-seed, then mean ± std over seeds 0, 1, 2): AUROC 0.531 ± 0.007 (at chance: see the
-README), from
-  python experiments/benchmark.py --config=configs/ae_digits.py --methods=egbad --classes=0,1,2,3,4,5,6,7,8,9 --seeds=0,1,2
 """
 
 from ganad_jax import configs
@@ -23,7 +18,8 @@ from ganad_jax import configs
 
 def get_config(arg: str | None = None):
   # configs/ae_digits.py's settings, those of the README digits table.
+  args = configs.parse_arg(arg, digit=0)
   config = configs.sibling_config(__file__, "ae_digits")
   config.method = "egbad"
-  configs.digits_anomaly_class(config, arg)  # The argument is the anomalous digit.
+  config.data.class_index = args.digit
   return config

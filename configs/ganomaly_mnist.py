@@ -1,12 +1,12 @@
 r"""GANomaly on MNIST, GANomaly's anomaly_class protocol, 32x32 (the paper's MNIST setting).
 
-  python experiments/train.py --config=configs/ganomaly_mnist.py:0 --workdir=/tmp/ganomaly_mnist
+  python experiments/train.py --config=configs/ganomaly_mnist.py:digit=0 --workdir=/tmp/ganomaly_mnist
   # All digits, 3 seeds, several methods (each on these settings):
   python experiments/benchmark.py --config=configs/ganomaly_mnist.py \
       --methods=gaussian,ae,ganomaly --classes=0,1,2,3,4,5,6,7,8,9 --seeds=0,1,2 \
       --workdir=/tmp/mnist
 
-The argument is the anomalous digit (class_index, default 0); the other nine
+The argument digit=D is the anomalous digit (class_index, default 0); the other nine
 are normal, pooled and split 0.8 / 0.2 into train / test (val = 0.1 of the
 training normals), and every image of the anomalous digit goes to test. The
 data are MNIST-format IDX files (data.source "idx"): by default the official
@@ -28,17 +28,12 @@ DEFAULT_PATH = configs.shared_data_path(__file__, "mnist")
 
 
 def get_config(arg: str | None = None):
+  args = configs.parse_arg(arg, digit=0)
   config = configs.base_config()
   config.method = "ganomaly"
   config.data.source = "idx"
   config.data.path = DEFAULT_PATH
-  config.data.protocol = "anomaly_class"
-  config.data.class_index = int(arg) if arg else 0
-  config.data.image_size = 32
-  config.data.channels = 1
-  config.model.nz = 100
+  config.data.class_index = args.digit
   config.model.base_features = 32
-  config.train.batch_size = 64
   config.train.num_steps = 300
-  config.ganomaly.w_adv, config.ganomaly.w_con, config.ganomaly.w_enc = 1.0, 50.0, 1.0
   return config

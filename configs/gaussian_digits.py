@@ -2,32 +2,26 @@ r"""Gaussian / Mahalanobis scorer (Rippel et al. 2020) on scikit-learn's digits,
 
   python experiments/train.py --config=configs/gaussian_digits.py --workdir=/tmp/gaussian_digits
   # On the encoder of a trained AE run (same data settings) instead of pixels:
-  python experiments/train.py --config=configs/gaussian_digits.py:/tmp/ae_digits \
+  python experiments/train.py --config=configs/gaussian_digits.py:workdir=/tmp/ae_digits \
       --workdir=/tmp/gaussian_ae_digits
 
 Digit 0 is the anomaly (--config.data.class_index), the other nine are normal;
-16x16 images. Without an argument the features are the 256 raw pixels; with a
-workdir argument, every layer of that run's encoder (global-average-pooled conv
+16x16 images. Without an argument the features are the 256 raw pixels; with
+workdir=DIR, every layer of that run's encoder (global-average-pooled conv
 blocks and the latent code). Mean and Ledoit-Wolf covariance of the normal
 training features, score = sum over layers of the Mahalanobis distances. No
 training steps: seconds on a 2-core CPU.
-
-Measured (README digits table, same settings; the classes averaged within each
-seed, then mean ± std over seeds 0, 1, 2): AUROC 0.810 ± 0.006, from
-  python experiments/benchmark.py --config=configs/ae_digits.py --methods=gaussian --classes=0,1,2,3,4,5,6,7,8,9 --seeds=0,1,2
 """
 
 from ganad_jax import configs
 
 
 def get_config(arg: str | None = None):
+  args = configs.parse_arg(arg, workdir="")
   config = configs.base_config()
   config.method = "gaussian"
   configs.digits_anomaly_class(config)  # Digit 0; see --config.data.class_index above.
-  if arg:
-    config.gaussian.features = "workdir"
-    config.gaussian.workdir = arg
-    config.gaussian.net = "encoder"
-  else:
-    config.gaussian.features = "pixels"
+  if args.workdir:
+    config.gaussian.features = "workdir"  # Its net "encoder".
+    config.gaussian.workdir = args.workdir
   return config

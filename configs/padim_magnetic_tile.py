@@ -16,11 +16,11 @@ magnetic tiles table.
 from ganad_jax import configs
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  configs.parse_arg(arg)  # Takes no argument.
   config = configs.sibling_config(__file__, "ae_magnetic_tile")
   config.method = "padim"
   config.data.image_size = 256
   config.padim.layers = ("stage3", "stage4", "stage5")
-  config.pretrained.backbone = "efficientnet-lite0"
   config.eval.batch_size = 32
   return config

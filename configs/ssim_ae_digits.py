@@ -11,7 +11,8 @@ digits to 16x16 (bilinear).
 from ganad_jax import configs
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  configs.parse_arg(arg)  # Takes no argument.
   # configs/ae_digits.py with the SSIM loss: the same nets, data and budget.
   config = configs.sibling_config(__file__, "ae_digits")
   config.method = "ssim_ae"

@@ -1,14 +1,15 @@
 r"""A tiny config for tests and smoke runs (seconds on a CPU): any method, digits.
 
-  python experiments/train.py --config=configs/test.py:ssim_ae --workdir=/tmp/smoke
+  python experiments/train.py --config=configs/test.py:method=ssim_ae --workdir=/tmp/smoke
 """
 
 from ganad_jax import configs
 
 
-def get_config(method: str = "ae"):
+def get_config(arg: str | None = None):
+  args = configs.parse_arg(arg, method="ae")
   config = configs.base_config()
-  config.method = method
+  config.method = args.method
   config.data.image_size = 16
   config.data.max_per_class = 20
   config.model.nz = 4

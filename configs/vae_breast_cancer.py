@@ -16,11 +16,9 @@ chance level 0.749).
 from ganad_jax import configs
 
 
-def get_config():
+def get_config(arg: str | None = None):
+  configs.parse_arg(arg)  # Takes no argument.
   # configs/ae_breast_cancer.py's data, widths, optimiser and budget.
   config = configs.sibling_config(__file__, "ae_breast_cancer")
   config.method = "vae"
-  config.vae.beta = 1.0
-  config.vae.sigma = 0.1
-  config.vae.num_score_samples = 16
   return config

@@ -73,7 +73,7 @@ def _torch_extract(name: str, weights: str):
 
 
 def _extraction() -> dict:
-  cfg = backbone.default_config()
+  cfg = configs.pretrained.pretrained_config()
   cfg.backbone = FLAGS.backbone
   net = backbone.load(cfg)
   size = net.input_size

@@ -55,7 +55,7 @@ def _config(method: str):
   else:
     config.method = method
   if method == "anogan":
-    configs.anogan_search(config, steps=10, lr=0.05)
+    config.anogan.search.steps, config.anogan.search.lr = 10, 0.05
   if method == "padim":
     config.pretrained.input_size = 64
   return config

@@ -91,7 +91,7 @@ def _unknown_override(error: BaseException, argv) -> str | None:
   hint = re.search(r'Did you mean "([^"]+)"', text)
   return (f"{flag}: unknown config field {name!r}"
           + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
-          + "; ganad_jax/configs.py lists every field.")
+          + "; ganad_jax/configs/ lists every field.")
 
 
 def _refuse(message: str) -> None:

@@ -64,29 +64,6 @@ _RANGE_TOLERANCE = 1e-3  # Relative to the range's width: float rounding, not da
 _CHECKPOINT_DIRS = ("checkpoints", "best")
 
 
-def _set_dotted(config: ml_collections.ConfigDict, name: str, value, what: str) -> None:
-  path = name.split(".")
-  node = config
-  for key in path[:-1]:
-    if key not in node or not isinstance(node[key], ml_collections.ConfigDict):
-      sections = [k for k in node.keys() if isinstance(node[k], ml_collections.ConfigDict)]
-      raise ValueError(f"Unknown config field {name!r} ({what}): no section {key!r}; "
-                       f"sections there: {', '.join(sorted(sections))}.")
-    node = node[key]
-  key = path[-1]
-  if key not in node:
-    raise ValueError(f"Unknown config field {name!r} ({what}); known fields there: "
-                     f"{', '.join(sorted(node.keys()))}.")
-  if isinstance(node[key], ml_collections.ConfigDict):
-    raise ValueError(f"{name!r} ({what}) is a config section; set one of its fields.")
-  if isinstance(value, list):
-    value = tuple(value)  # ml_collections fields hold tuples (lists cannot be overridden).
-  try:
-    node[key] = value
-  except TypeError as e:
-    raise ValueError(f"Config field {name!r} ({what}): {e}") from None
-
-
 def make_config(method: str | None = None, config=None, **overrides) -> ml_collections.ConfigDict:
   """The experiment config a `Detector` trains with.
 
@@ -113,7 +90,7 @@ def make_config(method: str | None = None, config=None, **overrides) -> ml_colle
     base = configs.base_config()
     base.method = DEFAULT_METHOD
     for name, value in mapping.items():
-      _set_dotted(base, name, value, "config mapping")
+      configs.set_field(base, name, value, "Config mapping key")
   elif isinstance(config, ml_collections.ConfigDict):
     base = ml_collections.ConfigDict(config.to_dict())
   else:
@@ -122,7 +99,7 @@ def make_config(method: str | None = None, config=None, **overrides) -> ml_colle
   if method is not None:
     base.method = method
   for name, value in overrides.items():
-    _set_dotted(base, name.replace("__", "."), value, f"keyword {name}")
+    configs.set_field(base, name.replace("__", "."), value, f"Keyword {name}:")
   configs.validate(base)
   return base
 

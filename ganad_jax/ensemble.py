@@ -34,7 +34,6 @@ the field's name; sizes, architectures and data choices go through
 `experiments/sweep.py` (one program per setting).
 """
 
-import difflib
 import functools
 import itertools
 import math
@@ -46,6 +45,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ganad_jax import configs
 from ganad_jax import methods
 from ganad_jax import reporting
 from ganad_jax.methods import base
@@ -54,23 +54,6 @@ from ganad_jax.methods import base
 NOT_VMAPPABLE = ("seed", "method", "compute_dtype", "conv_lowering", "data", "train", "eval",
                  "ensemble", "mesh")
 TABLE_METRICS = ("auroc", "auprc", "f1_max", "pixel_auroc", "aupro")
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """The `ensemble` sub-config (both empty: a single run with `config.seed`).
-
-  Fields:
-    seeds: the members' seeds; () = (config.seed,) when a grid is given.
-    grid: (field, values) pairs, e.g. (("ganomaly.w_con", (1.0, 10.0)),
-      ("optim.lr", (1e-4, 2e-4))): every combination of values is a grid
-      point, trained with every seed.
-    batching: "auto", "vmap" or "unroll": how one program maps its members.
-  """
-  config = ml_collections.ConfigDict()
-  config.seeds = ()
-  config.grid = ()
-  config.batching = "auto"
-  return config
 
 
 class Members(NamedTuple):
@@ -96,27 +79,6 @@ class Members(NamedTuple):
     return ", ".join([f"seed {self.seeds[m]}"] + [f"{k}={v}" for k, v in self.points[m]])
 
 
-def _fields(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
-  names = []
-  for key, value in config.items():
-    name = f"{prefix}{key}"
-    names += _fields(value, f"{name}.") if isinstance(value, ml_collections.ConfigDict) else [name]
-  return names
-
-
-def _lookup(config: ml_collections.ConfigDict, name: str):
-  """(parent section, field) of a dotted config path, or (None, None) if absent."""
-  *sections, field = name.split(".")
-  node = config
-  for section in sections:
-    if not isinstance(node, ml_collections.ConfigDict) or section not in node:
-      return None, None
-    node = node[section]
-  if not isinstance(node, ml_collections.ConfigDict) or field not in node:
-    return None, None
-  return node, field
-
-
 def _grid_axes(config: ml_collections.ConfigDict) -> list[tuple[str, tuple]]:
   """The validated (field, values) axes of `config.ensemble.grid`."""
   grid = config.ensemble.grid
@@ -135,23 +97,13 @@ def _grid_axes(config: ml_collections.ConfigDict) -> list[tuple[str, tuple]]:
       raise ValueError(f"config.ensemble.grid: {name!r} cannot be a grid axis: "
                        f"{name.split('.')[0]} settings are shared by every member of an ensemble. "
                        "Vary them with experiments/sweep.py (seeds: config.ensemble.seeds).")
-    parent, field = _lookup(config, name)
-    if parent is None:
-      close = difflib.get_close_matches(name, _fields(config), n=3)
-      hint = f" Did you mean {', '.join(close)}?" if close else ""
-      raise ValueError(f"config.ensemble.grid: {name!r} is not a config field.{hint}")
-    if isinstance(parent[field], ml_collections.ConfigDict):
-      raise ValueError(f"config.ensemble.grid: {name!r} is a config section, not a field.")
+    probe = ml_collections.ConfigDict(config.to_dict())
+    for value in values:  # Checks the name, that it is a field, and each value's type.
+      configs.set_field(probe, name, value, "config.ensemble.grid:")
     if name in (a for a, _ in axes):
       raise ValueError(f"config.ensemble.grid lists {name!r} twice.")
     if len(set(map(repr, values))) != len(values):
       raise ValueError(f"config.ensemble.grid: {name!r} has repeated values {values}.")
-    for value in values:
-      try:
-        ml_collections.ConfigDict({field: parent[field]})[field] = value  # Type check only.
-      except (TypeError, ValueError) as e:
-        raise ValueError(f"config.ensemble.grid: value {value!r} of {name!r} does not fit the "
-                         f"field ({type(parent[field]).__name__}): {e}") from None
     axes.append((name, values))
   return axes
 
@@ -188,8 +140,7 @@ def member_config(config: ml_collections.ConfigDict, seed: int,
   single.seed = int(seed)
   single.ensemble.seeds, single.ensemble.grid = (), ()
   for name, value in (point.items() if isinstance(point, dict) else point):
-    parent, field = _lookup(single, name)
-    parent[field] = value
+    configs.set_field(single, name, value, "Grid point")
   return single
 
 

@@ -62,56 +62,6 @@ OPTIMIZERS = ("adam", "sgd")
 SELECTS = ("best", "final")
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """The `search` sub-config with every field at its default.
-
-  Fields:
-    lam: weight of the feature term; the residual term gets 1 - lam (0.1: AnoGAN).
-    steps: optimisation steps per sample (500 in most AnoGAN code).
-    lr: learning rate (the initial one for schedule 'piecewise').
-    schedule: 'constant' | 'piecewise' (lr * piecewise_scales at
-      piecewise_boundaries; defaults give 0.01 -> 0.001 @ 200 -> 0.0005 @ 300).
-    piecewise_boundaries: steps at which the learning rate is rescaled.
-    piecewise_scales: multiplicative factor applied at each boundary.
-    optimizer: 'adam' | 'sgd'.
-    b1, b2: Adam's moment decays.
-    init: 'zeros' | 'normal' | 'truncated_normal' (in [-2, 2]) | 'encoder'
-      (the `z_init_fn` warm start, e.g. an EGBAD / f-AnoGAN encoder).
-    init_scale: standard deviation of random starting points. With 'zeros' or
-      'encoder', restart 0 starts at 0 / E(x) and restarts >= 1 at that point
-      plus init_scale * N(0, 1).
-    restarts: independent starting points per sample; the best is kept.
-    patience: early stop after this many steps without improvement (0 = off).
-    min_delta: an improvement must lower the loss by more than this.
-    select: 'best' (best iterate, final included) | 'final' (last iterate).
-    chunk_size: samples searched together in one compiled chunk; 0 = auto:
-      for images 64 on CPU (the fastest on a 2-core CPU: the activations stay
-      in cache) and 1024 on accelerators (not tuned: no GPU was measured),
-      8192 for vectors.
-    feature_layer: name of the discriminator layer used as f (read by the
-      methods that build `feature_fn`; 'penultimate' or 'block<i>').
-  """
-  config = ml_collections.ConfigDict()
-  config.lam = 0.1
-  config.steps = 500
-  config.lr = 0.01
-  config.schedule = "constant"
-  config.piecewise_boundaries = (200, 300)
-  config.piecewise_scales = (0.1, 0.5)
-  config.optimizer = "adam"
-  config.b1 = 0.9
-  config.b2 = 0.999
-  config.init = "zeros"
-  config.init_scale = 1.0
-  config.restarts = 1
-  config.patience = 0
-  config.min_delta = 0.0
-  config.select = "best"
-  config.chunk_size = 0
-  config.feature_layer = "penultimate"
-  return config
-
-
 class SearchResult(NamedTuple):
   """Per-sample results of `search` (N = number of samples).
 
@@ -386,7 +336,7 @@ def search(generate_fn: GenerateFn, feature_fn: FeatureFn | None, x: Array, key:
     x: (N, ...) query samples (images (N, H, W, C) or vectors (N, F)).
     key: PRNG key for random starting points; each sample uses
       `fold_in(key, content_hash(x_i))`, so results do not depend on order.
-    config: a `default_config()` section.
+    config: an `anogan.search` section (`configs.methods.search_config`).
     latent_dim: size of z.
     z_init_fn: x (M, ...) -> z (M, latent_dim) warm start, for init='encoder'.
     hparams: optional {"lam": ..., "lr": ...} scalars (Python or traced, e.g.

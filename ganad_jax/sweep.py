@@ -21,8 +21,10 @@ import sys
 from absl import logging
 import ml_collections
 
+from ganad_jax import configs
 from ganad_jax import ensemble
 from ganad_jax import reporting
+from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 
 Setting = tuple[tuple[str, object], ...]
@@ -62,13 +64,7 @@ def setting_config(config: ml_collections.ConfigDict,
   for name, value in setting:
     if name in grid_names:
       raise ValueError(f"Sweep axis {name!r} is also in config.ensemble.grid; use one of them.")
-    parent, field = ensemble._lookup(out, name)  # pylint: disable=protected-access
-    if parent is None or isinstance(parent[field], ml_collections.ConfigDict):
-      raise ValueError(f"Sweep axis {name!r} is not a config field.")
-    try:
-      parent[field] = value
-    except (TypeError, ValueError) as e:
-      raise ValueError(f"Sweep value {value!r} does not fit {name!r}: {e}") from None
+    configs.set_field(out, name, value, "Sweep axis")
   return out
 
 
@@ -104,7 +100,6 @@ def run(config: ml_collections.ConfigDict, axes: list[tuple[str, tuple]], root: 
     workdir.IncompatibleResultsError: (before any run) a setting's finished run
       was made with another config (`workdir.finished_results`), naming the fields.
   """
-  from ganad_jax import train  # pylint: disable=g-import-not-at-top  # train imports ensemble.
   todo = settings(axes)
   configs_ = [setting_config(config, s) for s in todo]  # Every setting checked before any run.
   for c in configs_:

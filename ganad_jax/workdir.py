@@ -24,6 +24,7 @@ from ganad_jax import checkpoints
 from ganad_jax import configs
 from ganad_jax import ensemble
 from ganad_jax import methods
+from ganad_jax import train
 from ganad_jax.methods import base
 
 
@@ -146,7 +147,6 @@ def restore(workdir: str, input_shape, member: int | None = None,
     checkpoints.IncompatibleCheckpointError: the checkpoint belongs to another
       model than the config describes.
   """
-  from ganad_jax import train  # pylint: disable=g-import-not-at-top  # train -> gaussian -> here.
   if config is None:
     config = load_config(workdir)
   input_shape = tuple(input_shape)

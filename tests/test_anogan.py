@@ -141,7 +141,7 @@ def _load_config(name, arg=None):
   return module.get_config(arg) if arg is not None else module.get_config()
 
 
-@pytest.mark.parametrize("name,arg", [("anogan_digits.py", None), ("anogan_digits.py", "3"),
+@pytest.mark.parametrize("name,arg", [("anogan_digits.py", None), ("anogan_digits.py", "digit=3"),
                                       ("anogan_magnetic_tile.py", None)])
 def test_experiment_configs_are_valid(name, arg):
   config = _load_config(name, arg)
@@ -152,7 +152,7 @@ def test_experiment_configs_are_valid(name, arg):
 
 
 def test_patch_discriminator_trains_and_scores():
-  config = test_config.get_config("anogan")
+  config = test_config.get_config("method=anogan")
   config.model.discriminator, config.model.patch_layers = "patch", 2
   config.anogan.search.steps = 3
   method = methods.make(config, (16, 16, 1))
@@ -165,7 +165,7 @@ def test_patch_discriminator_trains_and_scores():
 
 
 def test_run_draws_a_latent_walk_through_the_generator(tmp_path):
-  config = test_config.get_config("anogan")
+  config = test_config.get_config("method=anogan")
   config.anogan.search.steps = 2
   results = train.train_and_evaluate(config, str(tmp_path))
   assert "figures/latent_walk.png" in results["figures"]

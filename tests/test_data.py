@@ -14,6 +14,7 @@ import pytest
 from sklearn import datasets
 import tensorflow_datasets as tfds
 
+from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax.data import idx
 from ganad_jax.data import protocols
@@ -27,7 +28,7 @@ MNIST_T10K_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def _config(**overrides):
-  config = data.default_config()
+  config = configs.data.data_config()
   for key, value in overrides.items():
     config[key] = value
   return config
@@ -61,7 +62,7 @@ def _check_splits(s, image_shape=None):
 
 
 def test_default_config_fields():
-  assert data.default_config().to_dict() == {
+  assert configs.data.data_config().to_dict() == {
       'source': 'digits', 'protocol': 'anomaly_class', 'class_index': 0,
       'class_name': '', 'image_size': 32, 'channels': 1, 'path': '',
       'tfds_name': 'mnist', 'data_dir': '', 'tfds_splits': ('train', 'test'),

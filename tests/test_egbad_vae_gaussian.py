@@ -26,7 +26,7 @@ VECTOR = (10,)
 
 
 def _config(method, search_steps=0, **updates):
-  config = test_config.get_config(method)
+  config = test_config.get_config(f"method={method}")
   config.egbad.search_steps = search_steps
   config.anogan.search.lam = 0.1
   for name, value in updates.items():

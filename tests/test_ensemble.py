@@ -36,7 +36,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(method, steps=3, seeds=(), grid=(), **overrides):
-  config = test_config.get_config(method)
+  config = test_config.get_config(f"method={method}")
   config.train.num_steps = steps
   config.anogan.search.steps = 3
   config.ensemble.seeds, config.ensemble.grid = seeds, grid
@@ -46,7 +46,7 @@ def _config(method, steps=3, seeds=(), grid=(), **overrides):
 
 @pytest.fixture(scope="module")
 def splits():
-  return data.load(test_config.get_config("ae").data, 0)
+  return data.load(test_config.get_config("method=ae").data, 0)
 
 
 def _train(config, splits, tmp_path, name):

@@ -320,10 +320,11 @@ def _load_config(name, arg=None):
 
 
 @pytest.mark.parametrize("name,arg,method", [
-    ("ganomaly_digits.py", None, "ganomaly"), ("ganomaly_digits.py", "3", "ganomaly"),
-    ("ganomaly_mnist.py", "3", "ganomaly"), ("skip_ganomaly_digits.py", None, "skip_ganomaly"),
-    ("test.py", "ganomaly", "ganomaly"),
-    ("test.py", "skip_ganomaly", "skip_ganomaly")])
+    ("ganomaly_digits.py", None, "ganomaly"), ("ganomaly_digits.py", "digit=3", "ganomaly"),
+    ("ganomaly_mnist.py", "digit=3", "ganomaly"),
+    ("skip_ganomaly_digits.py", None, "skip_ganomaly"),
+    ("test.py", "method=ganomaly", "ganomaly"),
+    ("test.py", "method=skip_ganomaly", "skip_ganomaly")])
 def test_experiment_configs_are_valid(name, arg, method):
   config = _load_config(name, arg)
   configs.validate(config)
@@ -338,7 +339,7 @@ def test_experiment_configs_are_valid(name, arg, method):
 
 @pytest.mark.parametrize("method", ["ganomaly", "skip_ganomaly"])
 def test_train_and_evaluate_end_to_end(method, tmp_path):
-  config = test_config.get_config(method)
+  config = test_config.get_config(f"method={method}")
   results = train.train_and_evaluate(config, str(tmp_path))
   assert results["method"] == method and results["steps"] == config.train.num_steps
   expected = {"score", "score_recon"} | ({"score_feature"} if method == "skip_ganomaly" else set())

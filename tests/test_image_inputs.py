@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax.data import folder
 from ganad_jax.data import idx
@@ -25,7 +26,7 @@ ATOL = 1.0 / 255.0 + 1e-6
 
 
 def _config(**overrides):
-  config = data.default_config()
+  config = configs.data.data_config()
   for key, value in overrides.items():
     config[key] = value
   return config

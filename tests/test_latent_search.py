@@ -33,7 +33,7 @@ def _nets(shape):
 
 
 def _config(**overrides):
-  config = latent_search.default_config()
+  config = configs.methods.search_config()
   config.steps = 20
   config.update(overrides)
   return config

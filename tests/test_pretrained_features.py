@@ -213,7 +213,7 @@ def test_padim_refuses_tabular_inputs_and_bad_fields(weights):
 ])
 def test_closed_form_methods_train_and_evaluate_end_to_end(weights, tmp_path, method, overrides):
   """fit through the trainer (finite-state check, checkpoint, results), then a resume reads it."""
-  config = test_config.get_config(method)
+  config = test_config.get_config(f"method={method}")
   config.pretrained.backbone = "efficientnet-lite0"
   config.pretrained.weights = weights["efficientnet-lite0"]
   config.pretrained.input_size = 32

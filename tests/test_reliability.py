@@ -50,7 +50,7 @@ SHAPE = (16, 16, 1)
 
 def _config(method="ae", **overrides):
   """configs/test.py with OVERRIDES and `overrides` ("section.field": value) applied."""
-  config = test_config.get_config(method)
+  config = test_config.get_config(f"method={method}")
   config.update_from_flattened_dict({**OVERRIDES, **overrides})
   return config
 

@@ -38,7 +38,7 @@ SHAPE = (16, 16, 1)
 
 def _config(method="ae", **overrides):
   """configs/test.py (6 steps, checkpoints at 3 and 6) with `overrides` ("a.b": value)."""
-  config = test_config.get_config(method)
+  config = test_config.get_config(f"method={method}")
   config.update_from_flattened_dict(overrides)
   return config
 

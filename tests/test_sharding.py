@@ -9,10 +9,10 @@ tests/test_ensemble.py, beside the run it is compared with.
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
+from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax import latent_search
 from ganad_jax import methods
@@ -23,7 +23,7 @@ from configs import test as test_config
 
 
 def _mesh_config(devices=0, members=0, train_data="replicated"):
-  config = sharding.default_config()
+  config = configs.mesh.mesh_config()
   config.devices, config.members, config.train_data = devices, members, train_data
   return config
 
@@ -61,7 +61,7 @@ def _assert_close(a, b, rtol=1e-4, atol=1e-6):
 
 
 def test_sharded_training_equals_one_device(tmp_path):
-  config = test_config.get_config("ae")
+  config = test_config.get_config("method=ae")
   config.train.num_steps = 3
   splits = data.load(config.data, 0)
   outputs = []
@@ -79,13 +79,13 @@ def test_sharded_training_equals_one_device(tmp_path):
 
 
 def test_sharded_latent_search_equals_unsharded():
-  config = test_config.get_config("anogan")
+  config = test_config.get_config("method=anogan")
   shape = (16, 16, 1)
   nets = anogan.Networks(config, shape)
   method = anogan.make(config, shape)
   x = jax.random.uniform(jax.random.key(0), (10, *shape), minval=-1.0, maxval=1.0)
   state = jax.jit(method.init)(jax.random.key(1), x)
-  search = ml_collections.ConfigDict(latent_search.default_config())
+  search = configs.methods.search_config()
   search.steps, search.restarts, search.init, search.chunk_size = 6, 2, "normal", 4
   generate_fn, feature_fn = anogan.search_fns(nets, state, "penultimate")
 
@@ -111,7 +111,7 @@ OTHER_METHODS = sorted({"ganomaly", "skip_ganomaly", "egbad", "vae"} & set(metho
 
 @pytest.mark.parametrize("method", ["ae", "anogan", *OTHER_METHODS])
 def test_bfloat16_computes_in_bfloat16_with_float32_state_and_losses(method):
-  config = test_config.get_config(method)
+  config = test_config.get_config(f"method={method}")
   config.compute_dtype = "bfloat16"
   config.anogan.search.steps = 2
   m = methods.make(config, (16, 16, 1))

@@ -15,6 +15,7 @@ import pytest
 from matplotlib.backends import backend_agg
 from PIL import Image
 
+from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax import reporting
 from ganad_jax import viz
@@ -38,7 +39,7 @@ def _rows(n=60):
 
 
 def _config(path, **overrides):
-  config = data.default_config()
+  config = configs.data.data_config()
   config.source, config.path, config.label_column = 'tabular', path, 'label'
   config.class_name = 'attack'
   for key, value in overrides.items():

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax import evaluation
 from ganad_jax import methods
@@ -27,7 +28,7 @@ def _changed(before, after):
 @pytest.mark.parametrize("method,shape", [("ae", (16, 16, 1)), ("ssim_ae", (16, 16, 3)),
                                           ("ae", (7,))])
 def test_train_step_updates_every_param_and_lowers_loss(method, shape):
-  config = test_config.get_config(method)
+  config = test_config.get_config(f"method={method}")
   config.optim.lr = 1e-2  # Only to see the loss fall within a few steps.
   m = methods.make(config, shape)
   batch = jax.random.uniform(jax.random.key(0), (8, *shape), minval=-1.0, maxval=1.0)
@@ -44,7 +45,7 @@ def test_train_step_updates_every_param_and_lowers_loss(method, shape):
 
 
 def test_score_is_eval_mode_and_per_sample():
-  config = test_config.get_config("ae")
+  config = test_config.get_config("method=ae")
   m = methods.make(config, (16, 16, 1))
   batch = jax.random.uniform(jax.random.key(0), (8, 16, 16, 1), minval=-1.0, maxval=1.0)
   state = jax.jit(m.init)(jax.random.key(1), batch)
@@ -58,7 +59,7 @@ def test_score_is_eval_mode_and_per_sample():
 
 
 def test_unknown_method_is_named():
-  config = test_config.get_config("ae")
+  config = test_config.get_config("method=ae")
   config.method = "anogann"
   with pytest.raises(ValueError, match="Unknown method 'anogann'"):
     methods.make(config, (16, 16, 1))
@@ -72,7 +73,7 @@ def _params(workdir):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("full"))
-  return workdir, train.train_and_evaluate(test_config.get_config("ae"), workdir)
+  return workdir, train.train_and_evaluate(test_config.get_config("method=ae"), workdir)
 
 
 def test_end_to_end_writes_results(uninterrupted):
@@ -90,10 +91,10 @@ def test_end_to_end_writes_results(uninterrupted):
 
 def test_resume_replays_the_uninterrupted_run(uninterrupted, tmp_path):
   full_dir, full = uninterrupted
-  config = test_config.get_config("ae")
+  config = test_config.get_config("method=ae")
   config.train.num_steps = 3  # Stops after the step-3 checkpoint, as a killed run would.
   train.train_and_evaluate(config, str(tmp_path))
-  resumed = train.train_and_evaluate(test_config.get_config("ae"), str(tmp_path))
+  resumed = train.train_and_evaluate(test_config.get_config("method=ae"), str(tmp_path))
   step_a, params_a = _params(full_dir)
   step_b, params_b = _params(str(tmp_path))
   assert step_a == step_b == 6
@@ -103,9 +104,9 @@ def test_resume_replays_the_uninterrupted_run(uninterrupted, tmp_path):
 
 def test_same_seed_same_numbers_other_seed_other_numbers(uninterrupted, tmp_path):
   _, full = uninterrupted
-  again = train.train_and_evaluate(test_config.get_config("ae"), str(tmp_path / "again"))
+  again = train.train_and_evaluate(test_config.get_config("method=ae"), str(tmp_path / "again"))
   assert again["metrics"] == full["metrics"]
-  config = test_config.get_config("ae")
+  config = test_config.get_config("method=ae")
   config.seed = 1
   other = train.train_and_evaluate(config, str(tmp_path / "seed1"))
   assert other["metrics"] != full["metrics"]
@@ -114,10 +115,9 @@ def test_same_seed_same_numbers_other_seed_other_numbers(uninterrupted, tmp_path
 @pytest.mark.parametrize("field,value", [("model.nz", 5), ("optim.lr", 1e-3)])
 def test_checkpoint_of_another_model_or_optimiser_is_refused(uninterrupted, field, value):
   full_dir, _ = uninterrupted
-  config = test_config.get_config("ae")
-  section, name = field.split(".")
-  config[section][name] = value
-  with pytest.raises(ValueError, match=f"different model.*{name}"):
+  config = test_config.get_config("method=ae")
+  configs.set_field(config, field, value, "Test override")
+  with pytest.raises(ValueError, match=f"different model.*{field.split('.')[-1]}"):
     train.train_and_evaluate(config, full_dir)
 
 
@@ -125,11 +125,11 @@ def test_unwritable_workdir_is_named(tmp_path):
   blocker = tmp_path / "file"
   blocker.write_text("not a directory")
   with pytest.raises(PermissionError, match="not writable"):
-    train.train_and_evaluate(test_config.get_config("ae"), str(blocker / "run"))
+    train.train_and_evaluate(test_config.get_config("method=ae"), str(blocker / "run"))
 
 
 def test_unknown_config_field_is_named(tmp_path):
-  config = test_config.get_config("ae")
+  config = test_config.get_config("method=ae")
   config.unlock()
   config.train.num_stepz = 3
   with pytest.raises(ValueError, match="config.train.num_stepz"):
@@ -139,7 +139,7 @@ def test_unknown_config_field_is_named(tmp_path):
 def test_scripts_train_then_evaluate(tmp_path):
   workdir = str(tmp_path / "run")
   env = dict(os.environ, PYTHONPATH=REPO)
-  subprocess.run([sys.executable, "experiments/train.py", "--config=configs/test.py:ssim_ae",
+  subprocess.run([sys.executable, "experiments/train.py", "--config=configs/test.py:method=ssim_ae",
                   f"--workdir={workdir}", "--config.train.num_steps=2"],
                  cwd=REPO, env=env, check=True, capture_output=True)
   subprocess.run([sys.executable, "experiments/evaluate.py", f"--workdir={workdir}",
@@ -158,7 +158,7 @@ def test_scripts_train_then_evaluate(tmp_path):
 
 
 def test_early_stopping_keeps_the_best_state_on_validation_normals(tmp_path):
-  config = test_config.get_config("ae")
+  config = test_config.get_config("method=ae")
   config.train.num_steps = 40
   config.train.early_stopping.eval_every = 2
   config.train.early_stopping.patience = 2

@@ -84,7 +84,7 @@ def refused(tmp_path_factory, shared_compilation_cache):
     ("image_size", "error: image_size must be a power of two >= 16 (16, 32, 64, 128, 256, ...); "
                    "got 39."),
     ("unknown_override", "error: --config.train.num_stepz: unknown config field 'num_stepz' "
-                         "(did you mean 'num_steps'?); ganad_jax/configs.py lists every field."),
+                         "(did you mean 'num_steps'?); ganad_jax/configs/ lists every field."),
     ("unknown_field", "error: Unknown config field 'config.train.num_stepz'; known fields of "
                       "config.train:"),
     ("bad_data_path", "error: Data path for source 'idx' not found:"),
@@ -209,7 +209,7 @@ def test_restore_refuses_a_member_of_a_single_run(tmp_path):
 
 def test_gaussian_workdir_features_of_an_ensemble(ensemble_workdir):
   workdir, _ = ensemble_workdir
-  config = test_config.get_config("gaussian")
+  config = test_config.get_config("method=gaussian")
   config.gaussian.features, config.gaussian.workdir = "workdir", workdir
   with pytest.raises(ValueError, match=(
       f"^gaussian.workdir='{workdir}': workdir '{workdir}' holds an ensemble of 4 members .*"

@@ -8,18 +8,15 @@ Sources: 'digits' (sklearn, bundled, the default), 'tfds' (any image set via
 (MVTec AD layout, with masks), 'tabular' (CSV / NPZ), 'sklearn_tabular'
 (breast_cancer, wine, iris, bundled with scikit-learn). Protocols:
 'anomaly_class' (GANomaly: one class is the anomaly), 'normal_class'
-(one-vs-rest: one class is normal) and 'folder'. See `default_config` for the
-fields and `protocols` for the exact split arithmetic.
+(one-vs-rest: one class is normal) and 'folder'. See
+`ganad_jax.configs.data` for the fields and `protocols` for the exact split
+arithmetic.
 """
 
-from ganad_jax.data import config as _config
 from ganad_jax.data import loader as _loader
 from ganad_jax.data import splits as _splits
 
 Split = _splits.Split
 Splits = _splits.Splits
 digest = _splits.digest
-default_config = _config.default_config
 load = _loader.load
-SOURCES = _config.SOURCES
-PROTOCOLS = _config.PROTOCOLS

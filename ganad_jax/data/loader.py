@@ -6,7 +6,7 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-from ganad_jax.data import config as data_config
+from ganad_jax.configs import data as data_config
 from ganad_jax.data import digits
 from ganad_jax.data import folder
 from ganad_jax.data import idx
@@ -199,7 +199,7 @@ def load(config: ml_collections.ConfigDict, seed: int) -> splits.Splits:
   """Loads the data a config names and splits it by its protocol.
 
   Args:
-    config: the `data` sub-config (see `config.default_config`).
+    config: the `data` section (see `configs.data.data_config`).
     seed: split seed; same config and seed give identical arrays.
 
   Returns:

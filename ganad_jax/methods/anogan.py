@@ -34,7 +34,6 @@ lives in the Adam states (`base.adam`). Losses are float32 whatever
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from ganad_jax import latent_search
 from ganad_jax import losses
@@ -43,25 +42,6 @@ from ganad_jax.models import dcgan
 from ganad_jax.models import fast_conv
 from ganad_jax.models import mlp
 from ganad_jax.models import patch
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """The `anogan` sub-config.
-
-  Fields:
-    feature_matching: train G with feature matching instead of BCE(D(G(z)), 1).
-    fm_layer: D layer used by feature matching ('penultimate' or 'block<i>').
-    g_widths: hidden widths of the tabular generator (latent -> ... -> F).
-    d_widths: hidden widths of the tabular discriminator (F -> ... -> 1).
-    search: the latent search (see `latent_search.default_config`).
-  """
-  config = ml_collections.ConfigDict()
-  config.feature_matching = False
-  config.fm_layer = "penultimate"
-  config.g_widths = (32, 64)
-  config.d_widths = (64, 32)
-  config.search = latent_search.default_config()
-  return config
 
 
 class Networks:

@@ -45,35 +45,6 @@ from ganad_jax.models import bigan
 from ganad_jax.models import fast_conv
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """The `egbad` sub-config.
-
-  Fields:
-    ema_decay: decay of the parameters' moving average used for scoring.
-    feature_weight: w of the score, (1 - w) * residual + w * feature distance.
-    feature_layer: D layer of the score's feature distance ('penultimate' = the
-      joint layer, 'z', or 'block<i>' of the x branch).
-    g_widths: hidden widths of the tabular generator (latent -> ... -> F).
-    e_widths: hidden widths of the tabular encoder (F -> ... -> latent).
-    d_widths: hidden widths of the tabular discriminator's x branch.
-    d_z_features: width of the discriminator's z branch.
-    d_joint_features: width of the discriminator's joint layer.
-    search_steps: > 0 also scores with an encoder-initialised latent search
-      ("score_search") of that many steps (`config.anogan.search`); 0 = off.
-  """
-  config = ml_collections.ConfigDict()
-  config.ema_decay = 0.999
-  config.feature_weight = 0.1
-  config.feature_layer = "penultimate"
-  config.g_widths = (32, 64)
-  config.e_widths = (64, 32)
-  config.d_widths = (64, 32)
-  config.d_z_features = 512
-  config.d_joint_features = 1024
-  config.search_steps = 0
-  return config
-
-
 def _apply(module, params, batch_stats, *args, train: bool):
   """module(*args) -> (output, batch stats, updated in train mode)."""
   variables = {"params": params, "batch_stats": batch_stats}

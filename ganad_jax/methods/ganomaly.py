@@ -47,23 +47,6 @@ from ganad_jax.models import patch
 FEATURE_LAYER = "penultimate"  # The references' f_D: D without its last conv.
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """The `ganomaly` sub-config.
-
-  Fields:
-    w_adv: weight of the feature-matching (adversarial) generator loss.
-    w_con: weight of the contextual L1 loss mean|x - x_hat|.
-    w_enc: weight of the latent loss mean((z - z_hat)^2).
-    reinit_d_below: re-initialise D when its loss is below this (0 disables).
-  """
-  config = ml_collections.ConfigDict()
-  config.w_adv = 1.0
-  config.w_con = 50.0
-  config.w_enc = 1.0
-  config.reinit_d_below = 1e-5
-  return config
-
-
 # --- Helpers shared with Skip-GANomaly. -------------------------------------
 
 

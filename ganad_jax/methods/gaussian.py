@@ -62,7 +62,6 @@ import flax.linen as nn
 from flax import traverse_util
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from sklearn import covariance
 
@@ -78,44 +77,6 @@ from ganad_jax.models import mlp
 
 FEATURES = ("pixels", "workdir", "pretrained", "flax_file")
 POOLS = ("mean", "flatten")
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """The `gaussian` sub-config.
-
-  Fields:
-    features: 'pixels' | 'workdir' | 'pretrained' | 'flax_file' (see the
-      module docstring; 'pretrained' reads the config section `pretrained`).
-    workdir: features 'workdir': the trained ganad_jax run.
-    net: features 'workdir': 'encoder' or 'discriminator'.
-    member: features 'workdir' on an ensemble workdir: the member k whose net
-      is used; -1 (default) = the workdir must be a single run.
-    module: features 'flax_file': "package.module:Class" of a flax.linen module.
-    module_kwargs: features 'flax_file': JSON object of the constructor's arguments.
-    call_kwargs: features 'flax_file': JSON object of extra `__call__` arguments.
-    weights: features 'flax_file': msgpack file of the module's variables.
-    layers: layer names; () = every layer the net returns.
-    pool: 'mean' (global average) | 'flatten' for conv maps (N, H, W, C).
-    squared: sum squared Mahalanobis distances instead of distances.
-    select_levels: k > 0 keeps the k layers that best tell the validation
-      normals from CutPaste copies of them; 0 sums every layer.
-    max_features: refuse a layer wider than this (its covariance is D x D).
-  """
-  config = ml_collections.ConfigDict()
-  config.features = "pixels"
-  config.workdir = ""
-  config.net = "encoder"
-  config.member = -1
-  config.module = ""
-  config.module_kwargs = "{}"
-  config.call_kwargs = "{}"
-  config.weights = ""
-  config.layers = ()
-  config.pool = "mean"
-  config.squared = False
-  config.select_levels = 0
-  config.max_features = 4096
-  return config
 
 
 def _outputs_as_layers(out) -> dict:

@@ -36,36 +36,12 @@ whitening @ whitening.T = the precision, and "fitted" (scores are NaN before
 import dm_pix as pix
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
 
 GAUSSIANS = ("per_position", "shared")
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """The `padim` sub-config.
-
-  Fields:
-    layers: backbone stages concatenated into the embedding; () = the
-      paper's choice for the backbone: stages 2-4 of an EfficientNet (strides
-      4, 8, 16), layer1-3 of a ResNet.
-    channels: size d of the random channel subset; 0 = every channel.
-    gaussian: "per_position" | "shared" (see the module docstring).
-    eps: added to the covariance's diagonal.
-    sigma: the map's Gaussian smoothing, in input pixels; 0 = none.
-    max_memory_mb: refuse configurations whose statistics need more.
-  """
-  config = ml_collections.ConfigDict()
-  config.layers = ()
-  config.channels = 100
-  config.gaussian = "per_position"
-  config.eps = 0.01
-  config.sigma = 4.0
-  config.max_memory_mb = 2048
-  return config
 
 
 def _default_layers(name: str) -> tuple[str, ...]:

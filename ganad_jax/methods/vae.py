@@ -28,7 +28,6 @@ Scores (eval mode, BatchNorm with running statistics):
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from ganad_jax import latent_search
 from ganad_jax import losses
@@ -37,23 +36,6 @@ from ganad_jax.models import autoencoder
 
 # Bounds of the posterior log variance: keeps exp() finite early in training.
 _LOGVAR_RANGE = (-20.0, 20.0)
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """The `vae` sub-config.
-
-  Fields:
-    beta: weight of the KL term in the training loss (1 = the ELBO).
-    sigma: standard deviation of the Gaussian decoder, fixed. Images are in
-      [-1, 1]; 0.1 keeps the reconstruction term from being swamped by the KL
-      (a large sigma lets the posterior collapse to the prior).
-    num_score_samples: draws of z per sample for "score_elbo".
-  """
-  config = ml_collections.ConfigDict()
-  config.beta = 1.0
-  config.sigma = 0.1
-  config.num_score_samples = 16
-  return config
 
 
 class VAE(autoencoder.EncoderDecoder):

@@ -1,4 +1,4 @@
-"""The `data` sub-config: its defaults and the checks run before any loading."""
+"""The `data` section of the config: its defaults and the checks run before any loading."""
 
 import numbers
 import os
@@ -7,12 +7,11 @@ import ml_collections
 
 SOURCES = ('digits', 'tfds', 'idx', 'folder', 'tabular', 'sklearn_tabular')
 PROTOCOLS = ('anomaly_class', 'normal_class', 'folder')
-IMAGE_SOURCES = ('digits', 'tfds', 'idx', 'folder')
 EMPTY_MASKS = ('error', 'keep')
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """Returns the `data` sub-config with every field at its default.
+def data_config() -> ml_collections.ConfigDict:
+  """Returns the `data` section with every field at its default.
 
   Fields:
     source: 'digits' | 'tfds' | 'idx' | 'folder' | 'tabular' |
@@ -73,7 +72,7 @@ def validate(config: ml_collections.ConfigDict, seed: int) -> None:
   """Checks the config fields that need no data; raises on the first problem.
 
   Args:
-    config: the `data` sub-config.
+    config: the `data` section.
     seed: the split seed.
 
   Raises:
