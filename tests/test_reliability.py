@@ -33,6 +33,7 @@ import pytest
 
 from ganad_jax import checkpoints
 from ganad_jax import data
+from ganad_jax import divergence
 from ganad_jax import evaluation
 from ganad_jax import reporting
 from ganad_jax import train
@@ -304,7 +305,7 @@ def test_divergence_stops_the_run_and_keeps_only_good_checkpoints(tmp_path, lr, 
   workdir = str(tmp_path)
   config = _config(**{"optim.lr": lr, "train.checkpoint_every": checkpoint_every,
                       "train.log_every": 4})
-  with pytest.raises(train.DivergenceError, match=match) as info:
+  with pytest.raises(divergence.DivergenceError, match=match) as info:
     train.train_and_evaluate(config, workdir)
   assert "\n" not in str(info.value)
   assert not os.path.exists(os.path.join(workdir, "results.json"))

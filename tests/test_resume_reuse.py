@@ -26,6 +26,7 @@ from ganad_jax import benchmark
 from ganad_jax import checkpoints
 from ganad_jax import configs
 from ganad_jax import data
+from ganad_jax import runner
 from ganad_jax import sweep
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
@@ -195,7 +196,7 @@ def test_resume_refuses_a_checkpoint_without_run_record(trained, tmp_path, no_tr
   state = workdir_lib.restore(trained, SHAPE, config=config).state
   workdir = str(tmp_path / "old")
   mngr = checkpoints.manager(workdir, config)
-  checkpoints.save(mngr, 6, state, train.checkpoint_meta(config, SHAPE), force=True)
+  checkpoints.save(mngr, 6, state, runner.checkpoint_meta(config, SHAPE), force=True)
   mngr.wait_until_finished()
   with pytest.raises(checkpoints.IncompatibleCheckpointError,
                      match=r"^Checkpoint .*/old/checkpoints/6 has no record of the data, seed "
