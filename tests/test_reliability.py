@@ -36,6 +36,7 @@ from ganad_jax import data
 from ganad_jax import divergence
 from ganad_jax import evaluation
 from ganad_jax import reporting
+from ganad_jax import runner
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
@@ -535,7 +536,7 @@ def test_bad_input_is_named_before_training(case, uninterrupted, tmp_path, monke
   def no_training(*args, **kwargs):
     raise AssertionError(f"{case}: training started instead of refusing the input")
 
-  monkeypatch.setattr(train, "make_train_step", no_training)
+  monkeypatch.setattr(runner, "make_train_step", no_training)
   if callable(made):  # A restore for scoring (experiments/evaluate.py's path).
     call, workdir = made, uninterrupted
   else:

@@ -82,7 +82,7 @@ def no_training(monkeypatch):
   """Fails the test if a train step is built (a refusal must come before any work)."""
   def refuse(*args, **kwargs):
     raise AssertionError("training started instead of refusing")
-  monkeypatch.setattr(train, "make_train_step", refuse)
+  monkeypatch.setattr(runner, "make_train_step", refuse)
 
 
 # ------------------------------------------------- 1. resume only the same run ---
