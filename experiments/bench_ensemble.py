@@ -4,7 +4,7 @@ r"""Training throughput of a K-seed ensemble in one program vs K separate sequen
       --image_size=32 --channels=1 --batch=64 --base_features=64 --nz=100 \
       --json_out=/tmp/bench_ensemble.json
 
-For each method, times the trainer's own jitted step (`train.step_function`:
+For each method, times the trainer's own jitted step (`runner.step_function`:
 every member gathers its batch from the device-resident training set, then the
 stacked `train_step` runs, per "members" shard of the mesh) of a K-seed
 ensemble (`config.ensemble.seeds = 0..K-1`) on random images in [-1, 1]:
@@ -32,8 +32,9 @@ from ganad_jax import cli
 from ganad_jax import configs
 from ganad_jax import profiling
 from ganad_jax import reporting
+from ganad_jax import runner
 from ganad_jax import sharding
-from ganad_jax import train
+from ganad_jax import tables
 
 _METHODS = flags.DEFINE_list("methods", ["ganomaly", "anogan"],
                              "Methods to time (AnoGAN's train step is its DCGAN).")
@@ -72,12 +73,12 @@ def time_step(method: str, k: int | None) -> dict:
   """Images/s (summed over members) of the train step of `k` members (None: a single run)."""
   shape = (_IMAGE_SIZE.value, _IMAGE_SIZE.value, _CHANNELS.value)
   x = np.random.default_rng(0).uniform(-1, 1, (_NUM_TRAIN.value, *shape)).astype(np.float32)
-  run = train.build(_config(method, k), shape, len(x))
+  run = runner.build(_config(method, k), shape, len(x))
   train_x = sharding.put_train_data(run.mesh, x, "replicated")
   batch = sharding.put(run.mesh, x[:run.batch_size])
-  _, state_sharding = train.abstract_init(run, batch)
-  state = train.init_state(run, batch, state_sharding)
-  step = train.step_function(run, state_sharding, train_x.sharding, len(x))
+  _, state_sharding = runner.abstract_init(run, batch)
+  state = runner.init_state(run, batch, state_sharding)
+  step = runner.step_function(run, state_sharding, train_x.sharding, len(x))
   _, data_key, step_key, _ = run.keys
   with jax.set_mesh(run.mesh):
     flops = profiling.compiled_flops(step, state, train_x, data_key, step_key)
@@ -132,7 +133,7 @@ def main(argv):
   for entry in results["methods"].values():
     entry["single_run"]["achieved_over_peak"] = (entry["single_run"]["achieved_gflops"]
                                                  / max(peaks))
-  print(reporting.markdown_table(
+  print(tables.markdown_table(
       ["method", "K", "one program img/s", "K sequential runs img/s", "speed-up",
        "compile s (one)", "compile s (K runs)"], rows))
   if _JSON_OUT.value:

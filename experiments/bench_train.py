@@ -4,7 +4,7 @@ r"""Training throughput (images/s after compilation) of one method's jitted trai
       --batch=64 --json_out=/tmp/bench_train.json \
       --anomalib --torch_python=/path/to/venv_with_torch_and_anomalib/bin/python
 
-Times `train.make_train_step` (the trainer's own step: gathers its batch from
+Times `runner.make_train_step` (the trainer's own step: gathers its batch from
 the device-resident training set, then runs `method.train_step`) on random
 images in [-1, 1], `--steps` steps per repeat after a warm-up that compiles.
 
@@ -32,7 +32,7 @@ from ganad_jax import cli
 from ganad_jax import configs
 from ganad_jax import methods
 from ganad_jax import reporting
-from ganad_jax import train
+from ganad_jax import runner
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("method", "ganomaly", "Method to time (any registered name).")
@@ -133,7 +133,7 @@ def time_ganad_jax() -> dict:
   keys = jax.random.split(jax.random.key(FLAGS.seed), 4)
   train_x = jax.random.uniform(keys[0], (FLAGS.batch * 8, *shape), minval=-1.0, maxval=1.0)
   state = jax.jit(method.init)(keys[1], train_x[:FLAGS.batch])
-  step = jax.jit(train.make_train_step(method, FLAGS.batch), donate_argnums=0)
+  step = jax.jit(runner.make_train_step(method, FLAGS.batch), donate_argnums=0)
   t0 = time.perf_counter()
   state, metrics = step(state, train_x, keys[2], keys[3])
   jax.block_until_ready(metrics)

@@ -18,7 +18,8 @@ from ml_collections import config_flags
 from ganad_jax import benchmark
 from ganad_jax import cli
 from ganad_jax import reporting
-from ganad_jax import viz
+from ganad_jax import report
+from ganad_jax import tables
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root directory of all runs (WORKDIR/<method>/"
                                "<class>/seed<k>), the tables and the figures.")
@@ -47,8 +48,8 @@ def main(argv):
   info = rows[0]["data"]
   header = (f"Protocol {info['protocol']} on {info['source']}; mean ± std over seeds "
             f"{', '.join(_SEEDS.value)}.\n\nCommand: `{command}`")
-  header += "".join(f"\n\n![{path}]({path})" for path in viz.benchmark_figures(_WORKDIR.value))
-  print(benchmark.write(benchmark.summarize(rows), rows, _WORKDIR.value, header))
+  header += "".join(f"\n\n![{path}]({path})" for path in report.benchmark_figures(_WORKDIR.value))
+  print(benchmark.write(tables.benchmark_summary(rows), rows, _WORKDIR.value, header))
 
 
 if __name__ == "__main__":

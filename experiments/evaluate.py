@@ -30,6 +30,7 @@ from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import evaluation
 from ganad_jax import reporting
+from ganad_jax import tables
 from ganad_jax import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by experiments/train.py.")
@@ -97,7 +98,7 @@ def main(argv):
          **_member_result(split, out, val, quantile)}
         for m, (out, val) in enumerate(zip(outs, vals))]
     if vals[0] is not None:
-      result["table"] = ensemble.summarize(result["members"])
+      result["table"] = tables.summarize(result["members"])
   if _SCORES_OUT.value:
     names = evaluation.score_names(outs[0])
     scores = {name: np.stack([out[name] for out in outs]) if trained.stacked else outs[0][name]

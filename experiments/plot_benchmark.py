@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 
 from ganad_jax import cli
-from ganad_jax import viz
+from ganad_jax import report
 
 _ROOT = flags.DEFINE_string("root", None, "Benchmark root directory (the --workdir given to "
                             "experiments/benchmark.py).")
@@ -25,7 +25,7 @@ flags.mark_flag_as_required("root")
 
 def main(argv):
   del argv
-  paths = viz.benchmark_figures(_ROOT.value, score=_SCORE.value)
+  paths = report.benchmark_figures(_ROOT.value, score=_SCORE.value)
   if not paths:
     raise app.UsageError(f"No run under {_ROOT.value} has a scores.npz with {_SCORE.value!r}.")
   print("\n\n".join(f"![{p}]({p})" for p in paths))

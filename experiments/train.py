@@ -25,6 +25,7 @@ from ml_collections import config_flags
 from ganad_jax import cli
 from ganad_jax import reporting
 from ganad_jax import sharding
+from ganad_jax import tables
 
 _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Directory for checkpoints, event files and results.")
@@ -49,10 +50,9 @@ def main(argv):
   if jax.process_index() == 0:
     logging.info("Results written to %s/results.json", _WORKDIR.value)
     if "members" in results:
-      from ganad_jax import ensemble  # pylint: disable=g-import-not-at-top
-      print(ensemble.results_markdown(results))
+      print(tables.ensemble_results_markdown(results))
     else:
-      print(reporting.results_markdown(results, results.get("figures")))
+      print(tables.results_markdown(results, results.get("figures")))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-"""Method x class x seed grids of `train_and_evaluate`, summarised as mean +- std tables.
+"""Method x class x seed grids of `train_and_evaluate`, and their benchmark.md / .json.
 
 Each run writes its own workdir `<root>/<method>/<class>/seed<k>`; a run whose
 `results.json` exists and was made with the same config (but for fields that
 do not change results, `configs.RESULT_NEUTRAL_FIELDS`) is read back, not
 repeated, so an interrupted benchmark resumes where it stopped; one made with
-another config is refused by name (`workdir.finished_results`).
+another config is refused by name (`workdir.finished_results`). The mean +- std
+tables are `tables.benchmark_summary` / `tables.benchmark_markdown`.
 """
 
 import os
@@ -12,13 +13,11 @@ import time
 
 from absl import logging
 import ml_collections
-import numpy as np
 
 from ganad_jax import reporting
+from ganad_jax import tables
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
-
-METRICS = ("auroc", "auprc", "pixel_auroc", "aupro")
 
 
 def run_dir(root: str, method: str, class_label: str, seed: int) -> str:
@@ -62,51 +61,17 @@ def run_grid(config: ml_collections.ConfigDict, methods: list[str], classes: lis
   return rows
 
 
-def _mean_std(values) -> dict:
-  values = np.asarray(values, np.float64)
-  return {"mean": float(values.mean()), "std": float(values.std()), "n": int(len(values))}
-
-
-def summarize(rows: list[dict]) -> dict:
-  """Per (method, class) and overall mean +- std over seeds, for every metric present.
-
-  Overall: for each seed, the mean over classes; then mean +- std of those over seeds.
-  """
-  table = {}
-  for method in dict.fromkeys(r["method"] for r in rows):
-    mrows = [r for r in rows if r["method"] == method]
-    classes = list(dict.fromkeys(r["class"] for r in mrows))
-    seeds = sorted({r["seed"] for r in mrows})
-    metrics = [m for m in METRICS if all(m in r["metrics"] for r in mrows)]
-    entry = {"per_class": {}, "overall": {},
-             "wall_time_s": float(sum(r["wall_time_s"] for r in mrows))}
-    for c in classes:
-      entry["per_class"][c] = {m: _mean_std([r["metrics"][m] for r in mrows if r["class"] == c])
-                               for m in metrics}
-    for m in metrics:
-      per_seed = [np.mean([r["metrics"][m] for r in mrows if r["seed"] == s]) for s in seeds]
-      entry["overall"][m] = _mean_std(per_seed)
-    table[method] = entry
-  return table
-
-
-def markdown(table: dict, metric: str = "auroc") -> str:
-  """Classes as rows, methods as columns, `metric` mean +- std over seeds."""
-  methods = [m for m in table if metric in table[m]["overall"]]
-  if not methods:
-    return ""
-  classes = list(dict.fromkeys(c for m in methods for c in table[m]["per_class"]))
-  cell = lambda s: f"{s['mean']:.3f} ± {s['std']:.3f}" if s else ""
-  rows = [[c] + [cell(table[m]["per_class"].get(c, {}).get(metric)) for m in methods]
-          for c in classes]
-  rows.append(["**mean**"] + [cell(table[m]["overall"][metric]) for m in methods])
-  rows.append(["wall time (s)"] + [f"{table[m]['wall_time_s']:.0f}" for m in methods])
-  return f"{metric}\n\n" + reporting.markdown_table(["class"] + methods, rows)
-
-
 def write(table: dict, rows: list[dict], root: str, header: str) -> str:
-  """Writes `benchmark.md` and `benchmark.json` into `root`; returns the Markdown."""
-  text = "\n\n".join([header] + [markdown(table, m) for m in METRICS if markdown(table, m)])
+  """Writes `benchmark.md` and `benchmark.json` into `root`; returns the Markdown.
+
+  Args:
+    table: `tables.benchmark_summary(rows)`.
+    rows: `run_grid`'s rows.
+    root: the benchmark's root directory.
+    header: Markdown put above the tables (one per metric of `tables.BENCHMARK_METRICS`).
+  """
+  parts = [tables.benchmark_markdown(table, m) for m in tables.BENCHMARK_METRICS]
+  text = "\n\n".join([header] + [part for part in parts if part])
   reporting.write_atomic(os.path.join(root, "benchmark.md"), text + "\n")
   reporting.write_json(os.path.join(root, "benchmark.json"), {"table": table, "runs": rows})
   return text

@@ -14,7 +14,7 @@ What counts as a refused input (`is_input_error`):
   with a message naming the field, file or value: ValueError (config
   validation, data and protocol errors, metrics errors, ensemble plans,
   `checkpoints.IncompatibleCheckpointError`), FloatingPointError
-  (`train.DivergenceError`, non-finite scores), FileNotFoundError /
+  (`divergence.DivergenceError`, non-finite scores), FileNotFoundError /
   PermissionError (missing workdirs, checkpoints, data). A ValueError raised
   inside numpy, jax or flax (a shape bug) has its innermost frame there, or
   a ganad_jax frame that was calling into them, so it keeps its traceback;

@@ -49,6 +49,7 @@ from ganad_jax import data
 from ganad_jax import evaluation
 from ganad_jax import metrics as metrics_lib
 from ganad_jax import reporting
+from ganad_jax import runner
 from ganad_jax import train as train_lib
 from ganad_jax import workdir as workdir_lib
 from ganad_jax.data import images as images_lib
@@ -170,11 +171,6 @@ def _resize_maps(maps: np.ndarray, height: int, width: int) -> np.ndarray:
   from PIL import Image  # pylint: disable=g-import-not-at-top
   return np.stack([np.asarray(Image.fromarray(m.astype(np.float32)).resize(
       (width, height), Image.Resampling.BILINEAR)) for m in maps])
-
-
-def _finite_or_none(info: dict) -> dict:
-  """JSON has no Inf / NaN: such floats (e.g. an unset best score) become None."""
-  return {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in info.items()}
 
 
 def _is_power_of_two_side(height: int, width: int) -> bool:
@@ -356,7 +352,7 @@ class Detector:
             f"Detector.fit on {len(x)} rows of X: {len(train_pos)} train, {len(val_pos)} "
             f"held-out normals (val_fraction {config.data.val_fraction:g}, seed {config.seed})"]})
     self._method, self._state, self.train_info_ = train_lib.train(config, workdir, splits)
-    self._score_key = train_lib.root_keys(config.seed)[3]
+    self._score_key = runner.root_keys(config.seed).score
     self._score_fn = jax.jit(self._method.score)
     self._fitted = True
     self.workdir_ = workdir
@@ -461,7 +457,7 @@ class Detector:
         "format_version": _FORMAT_VERSION, "spec": self._spec,
         "contamination": self.contamination, "input_range": self.input_range,
         "threshold": self.threshold_, "val_threshold": self.val_threshold_,
-        "train_info": _finite_or_none(self.train_info_)})
+        "train_info": {k: reporting.finite_or_none(v) for k, v in self.train_info_.items()}})
 
   @classmethod
   def load(cls, path: str, member: int | None = None) -> "Detector":

@@ -9,7 +9,8 @@ m = point * num_seeds + seed index); grid axes combine as a Cartesian product.
 `score` mapped over a leading member axis of the state pytree (and of the
 keys), so `ganad_jax.train` runs an ensemble with the code of a single run:
 checkpoints hold the whole stacked state, and resume, early stopping,
-divergence checks and reports are shared.
+divergence checks and reports are shared. Its tables (mean ± std over seeds per
+grid point) are `ganad_jax.tables.summarize` / `tables.markdown`.
 
 How the members are mapped (`config.ensemble.batching`): "vmap" batches them
 into one set of wider ops (member-grouped convolutions, which GPU / TPU
@@ -19,7 +20,7 @@ time); "auto" picks unroll on CPU, vmap elsewhere. Both compute the same.
 
 What a member is: member (point, seed k) is the single run with
 `config.seed = k` and the grid point's fields set, trained on the same data
-split. Its keys are that run's `train.root_keys(k)`, so it draws the same
+split. Its keys are that run's `runner.root_keys(k)`, so it draws the same
 initialisation, the same batches (every member gathers its own batch from the
 one shared training array) and the same step and scoring noise. The data split
 is `config.seed`'s for every member: seeds vary the model, not the data.
@@ -36,7 +37,6 @@ the field's name; sizes, architectures and data choices go through
 
 import functools
 import itertools
-import math
 import re
 from typing import Any, NamedTuple
 
@@ -47,13 +47,11 @@ import numpy as np
 
 from ganad_jax import configs
 from ganad_jax import methods
-from ganad_jax import reporting
 from ganad_jax.methods import base
 
 # Config sections that hold what every member shares (the loop, the data, the split seed).
 NOT_VMAPPABLE = ("seed", "method", "compute_dtype", "conv_lowering", "data", "train", "eval",
                  "ensemble", "mesh")
-TABLE_METRICS = ("auroc", "auprc", "f1_max", "pixel_auroc", "aupro")
 
 
 class Members(NamedTuple):
@@ -311,89 +309,3 @@ def stack(states: list):
 def member_state(state, m: int):
   """Member m's state out of a stacked one, as host (numpy) arrays."""
   return jax.tree.map(lambda leaf: np.asarray(jax.device_get(leaf))[m], state)
-
-
-# ------------------------------------------------------------------ tables ---
-
-
-def _mean_std(values) -> dict:
-  values = np.asarray(values, np.float64)
-  return {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size),
-          "values": [float(v) for v in values]}
-
-
-def summarize(member_results: list[dict], setting: str = "") -> list[dict]:
-  """One row per (setting, grid point): mean +- std over seeds of every metric of every score.
-
-  Args:
-    member_results: per member, {"seed", "point" ({field: value}), "metrics"
-      ({score name: {metric: value}})}, in member order.
-    setting: a label of the non-vmapped settings (experiments/sweep.py), or "".
-
-  Returns:
-    Rows {"setting", "point", "seeds", "metrics": {score: {metric: mean/std/n/values}}}.
-  """
-  rows = {}
-  for result in member_results:
-    key = repr(sorted(result["point"].items()))
-    rows.setdefault(key, []).append(result)
-  table = []
-  for results in rows.values():
-    scores = results[0]["metrics"]
-    table.append({
-        "setting": setting,
-        "point": results[0]["point"],
-        "seeds": [r["seed"] for r in results],
-        "metrics": {name: {metric: _mean_std([r["metrics"][name][metric] for r in results])
-                           for metric in scores[name]
-                           if all(metric in r["metrics"][name] for r in results)
-                           and all(math.isfinite(r["metrics"][name][metric]) for r in results)}
-                    for name in scores},
-    })
-  return table
-
-
-def markdown(table: list[dict], title: str = "") -> str:
-  """The table as Markdown: a row per (setting, grid point), mean ± std over seeds.
-
-  Columns: the primary score's metrics among TABLE_METRICS, then the AUROC of
-  every alternative score.
-  """
-  if not table:
-    return ""
-  primary = [m for m in TABLE_METRICS if all(m in row["metrics"]["score"] for row in table)]
-  alternatives = sorted({name for row in table for name in row["metrics"] if name != "score"})
-  alternatives = [a for a in alternatives
-                  if all("auroc" in row["metrics"].get(a, {}) for row in table)]
-  cell = lambda s: f"{s['mean']:.4f} ± {s['std']:.4f}"
-  with_setting = any(row["setting"] for row in table)
-  header = (["setting"] if with_setting else []) + ["grid point", "seeds"] + primary + [
-      f"{a} auroc" for a in alternatives]
-  rows = []
-  for row in table:
-    point = ", ".join(f"{k}={v}" for k, v in row["point"].items()) or "-"
-    rows.append(([row["setting"] or "-"] if with_setting else []) + [
-        point, ",".join(str(s) for s in row["seeds"])] + [
-        cell(row["metrics"]["score"][m]) for m in primary] + [
-        cell(row["metrics"][a]["auroc"]) for a in alternatives])
-  text = reporting.markdown_table(header, rows)
-  return f"{title}\n\n{text}\n" if title else text + "\n"
-
-
-def results_markdown(results: dict) -> str:
-  """The report of an ensemble run: the grid table, then data, protocol and timing."""
-  info, ens = results["data"], results["ensemble"]
-  title = (f"# {results['method']} ensemble on {info['source']} ({info['protocol']}): "
-           f"{ens['members']} members, mean ± std over seeds {', '.join(map(str, ens['seeds']))}")
-  parts = [
-      markdown(results["table"], title),
-      f"- data: {info['source']}, protocol {info['protocol']}, split of seed {ens['split_seed']} "
-      "for every member, sizes " + ", ".join(f"{k} {v}" for k, v in results["sizes"].items()),
-      *[f"- {note}" for note in info.get("notes", [])],
-      f"- steps: {results['steps']}, batch {results['batch_size']} per member",
-      "- wall time: " + ", ".join(f"{k} {results['wall_time_s'][k]:.1f} s"
-                                  for k in ("train", "score", "total")),
-      f"- devices: {results['devices']}, mesh {results['mesh']}",
-      "",
-  ]
-  return "\n".join(parts)

@@ -110,17 +110,3 @@ def evaluate(test, test_out: dict, val_out: dict, quantile: float) -> dict:
                                       test_out["map"][normal | (test.kinds == kind)])
         for kind in results["auroc_per_kind"]}
   return results
-
-
-def example_grid(test, test_out: dict, size: int):
-  """Input / reconstruction / map rows for `size` test images (half normal, half anomalous)."""
-  if test.x.ndim != 4 or "recon" not in test_out or size <= 0:
-    return None
-  normal, anomalous = np.flatnonzero(test.y == 0), np.flatnonzero(test.y == 1)
-  idx = np.concatenate([normal[:size - size // 2], anomalous[:size // 2]])
-  rows = [test.x[idx], test_out["recon"][idx]]
-  if "map" in test_out:
-    rows.append(test_out["map"][idx])
-  if test.masks is not None:
-    rows.append(test.masks[idx])
-  return reporting.image_grid(rows)

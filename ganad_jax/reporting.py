@@ -1,15 +1,24 @@
-"""Run outputs: atomic files, progress lines, result tables and image grids."""
+"""Run outputs: atomic files, the TensorBoard writer and progress lines.
+
+`write_atomic` is the one atomic writer: every file a run writes goes through
+it (or `write_json`, `save_npz`, `save_image`, `save_png`, built on it).
+"""
 
 import json
 import logging as logging_std
+import math
 import os
 import tempfile
 import time
 from typing import BinaryIO, Callable
 
 from absl import logging
+import jax
+from matplotlib import figure as mfigure
+from matplotlib.backends import backend_agg
 import numpy as np
 from PIL import Image
+import tensorboardX
 
 
 def write_atomic(path: str, data: str | bytes | Callable[[BinaryIO], None]) -> None:
@@ -67,6 +76,16 @@ def save_image(path: str, image: np.ndarray) -> None:
   write_atomic(path, lambda f: Image.fromarray(np.asarray(image)).save(f, format=fmt))
 
 
+def save_png(fig: mfigure.Figure, path: str) -> None:
+  """Writes a matplotlib figure as a PNG to `path` (rendered by Agg), atomically."""
+  write_atomic(path, backend_agg.FigureCanvasAgg(fig).print_png)
+
+
+def finite_or_none(value):
+  """`value`, or None for a NaN / Inf float (JSON has neither; e.g. an unset best score)."""
+  return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 class _DropOrbaxInfo(logging_std.Filter):
 
   def filter(self, record):
@@ -81,6 +100,32 @@ def quiet_orbax_logs() -> None:
 def tb_tag(name: str) -> str:
   """TensorBoard accepts [A-Za-z0-9_./-] in tags."""
   return name.replace("@", "_at_")
+
+
+class _NoWriter:
+  """A stand-in for the TensorBoard writer on the processes that do not write."""
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *args):
+    return False
+
+  def add_scalar(self, *args, **kwargs):
+    pass
+
+  def add_image(self, *args, **kwargs):
+    pass
+
+
+def tensorboard_writer(workdir: str):
+  """A tensorboardX `SummaryWriter` of `workdir/tensorboard` on process 0, a no-op elsewhere.
+
+  Use it as a context manager (it closes the event file).
+  """
+  if jax.process_index() != 0:
+    return _NoWriter()
+  return tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
 
 
 class Progress:
@@ -107,74 +152,3 @@ def _duration(seconds: float) -> str:
     return "?"
   minutes, seconds = divmod(int(seconds), 60)
   return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-  fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-  return "\n".join(lines)
-
-
-def results_markdown(results: dict, figures: list[str] | None = None) -> str:
-  """A one-run report: metrics per score, data, protocol and timing.
-
-  Args:
-    results: the run's `results.json` content.
-    figures: PNG paths relative to the run's directory (`viz.write_run_figures`),
-      embedded as Markdown images at the end; None or empty embeds none.
-  """
-  info = results["data"]
-  metric_names = sorted({k for m in results["metrics"].values() for k in m})
-  rows = [[name] + [m.get(k, "") for k in metric_names]
-          for name, m in results["metrics"].items()]
-  kinds = results.get("auroc_per_kind", {})
-  parts = [
-      f"# {results['method']} on {info['source']} ({info['protocol']}, seed {results['seed']})",
-      "",
-      markdown_table(["score"] + metric_names, rows),
-      "",
-  ]
-  if kinds:
-    pixel = results.get("pixel_auroc_per_kind", {})
-    parts += ["AUROC of each anomaly kind against the test normals (primary score"
-              + ("; pixel AUROC over those images' maps" if pixel else "") + "):", "",
-              markdown_table(["kind", "auroc"] + (["pixel_auroc"] if pixel else []),
-                             [[k, v] + ([pixel[k]] if pixel else []) for k, v in kinds.items()]),
-              ""]
-  parts += [
-      f"- data: {info['source']}, protocol {info['protocol']}, sizes "
-      + ", ".join(f"{k} {v}" for k, v in results["sizes"].items()),
-      *[f"- {note}" for note in info.get("notes", [])],
-      f"- steps: {results['steps']}, batch {results['batch_size']}",
-      f"- wall time: train {results['wall_time_s']['train']:.1f} s, "
-      f"score {results['wall_time_s']['score']:.1f} s, total {results['wall_time_s']['total']:.1f} s",
-      f"- devices: {results['devices']}",
-      "",
-  ]
-  if figures:
-    parts += ["## Figures", ""]
-    for path in figures:
-      name = os.path.splitext(os.path.basename(path))[0].replace("_", " ")
-      parts += [f"![{name}]({path.replace(os.sep, '/')})", ""]
-  return "\n".join(parts)
-
-
-def image_grid(rows: list[np.ndarray]) -> np.ndarray:
-  """Stacks rows of images (each (n, H, W[, C]) in [-1, 1], or maps >= 0) into one uint8 HWC grid.
-
-  Maps (no channel axis) are scaled by their row's maximum, so a row of
-  residuals is readable next to its inputs.
-  """
-  out = []
-  for row in rows:
-    row = np.asarray(row, np.float32)
-    if row.ndim == 3:
-      row = row / max(float(row.max()), 1e-8) * 2.0 - 1.0
-      row = row[..., None]
-    if row.shape[-1] == 1:
-      row = np.repeat(row, 3, axis=-1)
-    row = np.pad(row, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=1.0)
-    out.append(np.concatenate(list(row), axis=1))
-  grid = np.concatenate(out, axis=0)
-  return np.clip((grid + 1.0) * 127.5, 0, 255).astype(np.uint8)

@@ -5,7 +5,7 @@ hyperparameters in one program. Sizes, architectures and data choices change
 the program itself; a sweep runs one `train_and_evaluate` per setting (the
 Cartesian product of its axes), each in `<root>/<label>` and each possibly an
 ensemble, and merges their tables: a row per (setting, grid point), mean ±
-std over seeds (`ensemble.summarize` / `ensemble.markdown`). A setting whose
+std over seeds (`tables.summarize` / `tables.markdown`). A setting whose
 `results.json` exists and was made with the same config (`workdir.finished_results`)
 is read back, not rerun, so an interrupted sweep resumes; one made with another
 config is refused by name before anything runs.
@@ -24,6 +24,7 @@ import ml_collections
 from ganad_jax import configs
 from ganad_jax import ensemble
 from ganad_jax import reporting
+from ganad_jax import tables
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 
@@ -74,7 +75,7 @@ def rows_of(results: dict, setting_label: str) -> list[dict]:
     rows = results["table"]
     return [dict(row, setting=setting_label) for row in rows]
   single = {"seed": results["seed"], "point": {}, "metrics": results["metrics"]}
-  return ensemble.summarize([single], setting_label)
+  return tables.summarize([single], setting_label)
 
 
 def _load(path: str) -> dict:
@@ -148,7 +149,7 @@ def _run_processes(jobs, processes: int) -> None:
 
 def write(rows: list[dict], root: str, header: str) -> str:
   """Writes `sweep.md` and `sweep.json` into `root`; returns the Markdown."""
-  text = ensemble.markdown(rows, header)
+  text = tables.markdown(rows, header)
   reporting.write_atomic(os.path.join(root, "sweep.md"), text)
   reporting.write_json(os.path.join(root, "sweep.json"), {"rows": rows})
   return text

@@ -24,7 +24,7 @@ from ganad_jax import checkpoints
 from ganad_jax import configs
 from ganad_jax import ensemble
 from ganad_jax import methods
-from ganad_jax import train
+from ganad_jax import runner
 from ganad_jax.methods import base
 
 
@@ -150,7 +150,7 @@ def restore(workdir: str, input_shape, member: int | None = None,
   if config is None:
     config = load_config(workdir)
   input_shape = tuple(input_shape)
-  run = train.build(config, input_shape)
+  run = runner.build(config, input_shape)
   members = run.members
   if members is None and member is not None:
     raise ValueError(f"member={member}: workdir {workdir!r} is a single run, not an ensemble "
@@ -164,18 +164,18 @@ def restore(workdir: str, input_shape, member: int | None = None,
       raise ValueError(f"member={member!r} is out of range: workdir {workdir!r} holds an "
                        f"ensemble of {members.size} members (0 <= member < {members.size}).")
   example = jax.ShapeDtypeStruct((run.batch_size, *input_shape), jnp.float32)
-  abstract_state, _ = train.abstract_init(run, example)
+  abstract_state, _ = runner.abstract_init(run, example)
   best = config.train.early_stopping.eval_every > 0 and run.method.train_step is not None
   mngr = checkpoints.manager(workdir, config, name="best" if best else "checkpoints")
   step, state = checkpoints.restore_latest(mngr, abstract_state, run.meta)
   if state is None:
     raise FileNotFoundError(f"No checkpoint in {mngr.directory}: train first.")
   if members is None or member is None:
-    return Trained(config, run.method, state, step, run.keys[3], members, None)
+    return Trained(config, run.method, state, step, run.keys.score, members, None)
   member = int(member)
   single = ensemble.member_config(config, members.seeds[member], members.points[member])
   return Trained(single, methods.make(single, input_shape), ensemble.member_state(state, member),
-                 step, train.root_keys(members.seeds[member])[3], None, member)
+                 step, runner.root_keys(members.seeds[member]).score, None, member)
 
 
 class IncompatibleResultsError(ValueError):

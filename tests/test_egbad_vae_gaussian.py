@@ -17,7 +17,7 @@ from ganad_jax import checkpoints
 from ganad_jax import configs
 from ganad_jax import latent_search
 from ganad_jax import methods
-from ganad_jax import train
+from ganad_jax import runner
 from ganad_jax.methods import egbad
 from configs import test as test_config
 
@@ -361,7 +361,7 @@ def _write_workdir(workdir, config, shape, state=None):
     json.dump(config.to_dict(), f)
   if state is not None:
     mngr = checkpoints.manager(workdir, config)
-    checkpoints.save(mngr, 1, state, train.checkpoint_meta(config, shape), force=True)
+    checkpoints.save(mngr, 1, state, runner.checkpoint_meta(config, shape), force=True)
     mngr.wait_until_finished()
 
 

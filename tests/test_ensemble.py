@@ -20,6 +20,7 @@ import pytest
 
 from ganad_jax import data
 from ganad_jax import ensemble
+from ganad_jax import runner
 from ganad_jax import sweep
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
@@ -54,7 +55,7 @@ def _train(config, splits, tmp_path, name):
 
 
 def _val_scores(run, state, splits):
-  return train.score_members(run, state, splits.val.x[:8], 8)
+  return runner.score_members(run, state, splits.val.x[:8], 8)
 
 
 def _assert_close(a, b, rtol=2e-5, atol=1e-6):
@@ -86,7 +87,7 @@ def _assert_close(a, b, rtol=2e-5, atol=1e-6):
 def test_grid_and_seeds_are_validated_by_name(method, seeds, grid, match):
   config = _config(method, seeds=seeds, grid=grid)
   with pytest.raises(ValueError, match=match):
-    train.build(config, (16, 16, 1))
+    runner.build(config, (16, 16, 1))
 
 
 def test_members_are_points_times_seeds():

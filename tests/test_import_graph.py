@@ -29,7 +29,7 @@ PACKAGE = "ganad_jax"
 # entry is not).
 KNOWN_CYCLES = (
     frozenset({"ganad_jax.methods", "ganad_jax.methods.gaussian", "ganad_jax.workdir",
-               "ganad_jax.train", "ganad_jax.ensemble"}),
+               "ganad_jax.runner", "ganad_jax.ensemble"}),
 )
 
 

@@ -33,8 +33,10 @@ import pytest
 
 from ganad_jax import checkpoints
 from ganad_jax import data
+from ganad_jax import divergence
 from ganad_jax import evaluation
 from ganad_jax import reporting
+from ganad_jax import runner
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
@@ -304,7 +306,7 @@ def test_divergence_stops_the_run_and_keeps_only_good_checkpoints(tmp_path, lr, 
   workdir = str(tmp_path)
   config = _config(**{"optim.lr": lr, "train.checkpoint_every": checkpoint_every,
                       "train.log_every": 4})
-  with pytest.raises(train.DivergenceError, match=match) as info:
+  with pytest.raises(divergence.DivergenceError, match=match) as info:
     train.train_and_evaluate(config, workdir)
   assert "\n" not in str(info.value)
   assert not os.path.exists(os.path.join(workdir, "results.json"))
@@ -534,7 +536,7 @@ def test_bad_input_is_named_before_training(case, uninterrupted, tmp_path, monke
   def no_training(*args, **kwargs):
     raise AssertionError(f"{case}: training started instead of refusing the input")
 
-  monkeypatch.setattr(train, "make_train_step", no_training)
+  monkeypatch.setattr(runner, "make_train_step", no_training)
   if callable(made):  # A restore for scoring (experiments/evaluate.py's path).
     call, workdir = made, uninterrupted
   else:

@@ -26,6 +26,7 @@ from ganad_jax import benchmark
 from ganad_jax import checkpoints
 from ganad_jax import configs
 from ganad_jax import data
+from ganad_jax import runner
 from ganad_jax import sweep
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
@@ -81,7 +82,7 @@ def no_training(monkeypatch):
   """Fails the test if a train step is built (a refusal must come before any work)."""
   def refuse(*args, **kwargs):
     raise AssertionError("training started instead of refusing")
-  monkeypatch.setattr(train, "make_train_step", refuse)
+  monkeypatch.setattr(runner, "make_train_step", refuse)
 
 
 # ------------------------------------------------- 1. resume only the same run ---
@@ -195,7 +196,7 @@ def test_resume_refuses_a_checkpoint_without_run_record(trained, tmp_path, no_tr
   state = workdir_lib.restore(trained, SHAPE, config=config).state
   workdir = str(tmp_path / "old")
   mngr = checkpoints.manager(workdir, config)
-  checkpoints.save(mngr, 6, state, train.checkpoint_meta(config, SHAPE), force=True)
+  checkpoints.save(mngr, 6, state, runner.checkpoint_meta(config, SHAPE), force=True)
   mngr.wait_until_finished()
   with pytest.raises(checkpoints.IncompatibleCheckpointError,
                      match=r"^Checkpoint .*/old/checkpoints/6 has no record of the data, seed "

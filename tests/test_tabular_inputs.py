@@ -17,8 +17,9 @@ from PIL import Image
 
 from ganad_jax import configs
 from ganad_jax import data
+from ganad_jax import figures
+from ganad_jax import report
 from ganad_jax import reporting
-from ganad_jax import viz
 from ganad_jax.data import tabular
 
 HEADER = ['f0', 'f1', 'f2', 'f3', 'f4', 'label']
@@ -175,10 +176,10 @@ def _files(directory):
 
 
 def test_a_failed_figure_save_keeps_the_good_file(tmp_path, monkeypatch):
-  fig = viz._figure(2, 2)
+  fig = figures._figure(2, 2)
   fig.add_subplot().plot([0, 1], [0, 1])
   path = str(tmp_path / 'figures' / 'roc.png')
-  viz.save_png(fig, path)  # Creates figures/.
+  reporting.save_png(fig, path)  # Creates figures/.
   good = open(path, 'rb').read()
   assert good.startswith(b'\x89PNG') and oct(os.stat(path).st_mode & 0o777) == '0o644'
 
@@ -188,7 +189,7 @@ def test_a_failed_figure_save_keeps_the_good_file(tmp_path, monkeypatch):
 
   monkeypatch.setattr(backend_agg.FigureCanvasAgg, 'print_png', half_then_fail)
   with pytest.raises(RuntimeError, match='renderer died'):
-    viz.save_png(fig, path)
+    reporting.save_png(fig, path)
   assert open(path, 'rb').read() == good
   assert _files(tmp_path / 'figures') == ['roc.png']  # No temporary file left.
 
@@ -212,7 +213,7 @@ def test_a_failed_image_or_npz_save_keeps_the_good_file(tmp_path, monkeypatch):
     reporting.save_image(path, grid * 2)
   monkeypatch.setattr(np, 'savez', lambda f, **arrays: half_then_fail(None, f))
   with pytest.raises(OSError, match='disk full'):
-    viz.save_scores(scores, [0, 1, 1], {'score': np.zeros(3)})
+    report.save_scores(scores, [0, 1, 1], {'score': np.zeros(3)})
   assert open(path, 'rb').read() == good and open(scores, 'rb').read() == good_scores
   assert _files(tmp_path) == ['reconstructions.png', 'scores.npz']
   with pytest.raises(ValueError, match=r'Cannot tell the image format of .*grid\.xyz'):

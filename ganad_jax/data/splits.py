@@ -61,7 +61,7 @@ def digest(*arrays: np.ndarray) -> str:
   """SHA-256 (hex) of `arrays`: each one's shape, dtype and bytes, in order.
 
   The fingerprint of a data set: a checkpoint records that of the data it was
-  trained on (`train.checkpoint_meta`), a `Detector` that of what it was fit on.
+  trained on (`runner.checkpoint_meta`), a `Detector` that of what it was fit on.
   """
   h = hashlib.sha256()
   for x in arrays:

@@ -1,19 +1,18 @@
-"""Figures of a run: ROC / PR curves, score histograms, reconstructions, anomaly maps, t-SNE.
+"""Figures of a run, pure: numpy arrays in, a matplotlib figure (or an image array) out.
 
-Every `*_figure` function is pure: numpy arrays in, a `matplotlib.figure.Figure`
-out, built without pyplot (no global state, no GUI backend; rendered by Agg).
-`save_png` writes a figure atomically, `add_to_writer` logs it to a
-tensorboardX `SummaryWriter`, and `write_run_figures` writes every figure that
-applies to a run into `workdir/figures/` (plus `workdir/scores.npz`, from which
-`benchmark_figures` later overlays the ROC curves of several methods).
+ROC / PR curves (`roc_pr_figure`, `overlay_curves_figure`), score histograms
+(`score_histogram_figure`), reconstructions (`reconstruction_figure`),
+anomaly maps next to masks (`heatmap_figure`), t-SNE (`tsne_figure`), a
+generator's latent walk (`latent_walk_figure`), and uint8 image grids
+(`image_grid`, `example_grid`). Figures are built without pyplot (no global
+state, no GUI backend; rendered by Agg, `to_rgb_array`). Nothing here writes a
+file: `ganad_jax.report` saves a run's figures, `reporting.save_png` one.
 
 Conventions: images are (N, H, W, C) in [-1, 1], maps (N, H, W) >= 0, labels
 1 = anomaly. Normal data are blue, anomalies red. Scores are shown raw; maps
 of several images share one colour scale (never normalised per image), so a
 bright map means a large residual, not merely the largest of its image.
 """
-
-import os
 
 import numpy as np
 from matplotlib import colors as mcolors
@@ -24,12 +23,9 @@ from sklearn import metrics as sk_metrics
 import threadpoolctl
 
 from ganad_jax import metrics as metrics_lib
-from ganad_jax import reporting
 
 NORMAL_COLOR = "tab:blue"
 ANOMALY_COLOR = "tab:red"
-FIGURES_DIR = "figures"
-SCORES_FILE = "scores.npz"
 _DPI = 100
 
 
@@ -44,16 +40,6 @@ def to_rgb_array(fig: mfigure.Figure) -> np.ndarray:
   canvas = backend_agg.FigureCanvasAgg(fig)
   canvas.draw()
   return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def save_png(fig: mfigure.Figure, path: str) -> None:
-  """Writes `fig` as a PNG to `path` atomically (`reporting.write_atomic`)."""
-  reporting.write_atomic(path, backend_agg.FigureCanvasAgg(fig).print_png)
-
-
-def add_to_writer(writer, tag: str, fig: mfigure.Figure, step: int) -> None:
-  """Logs `fig` as an image to a tensorboardX `SummaryWriter` (no pyplot involved)."""
-  writer.add_image(reporting.tb_tag(tag), to_rgb_array(fig), step, dataformats="HWC")
 
 
 # ---------------------------------------------------------------------------
@@ -479,170 +465,44 @@ def latent_walk_figure(generate_fn, z0, z1, steps: int = 8, title: str = "") -> 
 
 
 # ---------------------------------------------------------------------------
-# A run's figures, and a benchmark's overlays
+# Image grids
 # ---------------------------------------------------------------------------
 
 
-def save_scores(path: str, labels, outputs: dict, kinds=None) -> None:
-  """Writes labels ("y"), "kinds" and every score of `outputs` to an NPZ file.
+def image_grid(rows: list[np.ndarray]) -> np.ndarray:
+  """Stacks rows of images (each (n, H, W[, C]) in [-1, 1], or maps >= 0) into one uint8 HWC grid.
 
-  The keys are those of `experiments/evaluate.py --scores_out`: "y", "kinds",
-  "score" and each "score_<name>", so either file serves `benchmark_figures`.
+  Maps (no channel axis) are scaled by their row's maximum, so a row of
+  residuals is readable next to its inputs.
   """
-  arrays = {"y": np.asarray(labels, np.int32)}
-  for name in outputs:
-    if name == "score" or name.startswith("score_"):
-      arrays[name] = np.asarray(outputs[name], np.float32)
-  if kinds is not None:
-    arrays["kinds"] = np.asarray(kinds, dtype=str)
-  reporting.save_npz(path, arrays)
+  out = []
+  for row in rows:
+    row = np.asarray(row, np.float32)
+    if row.ndim == 3:
+      row = row / max(float(row.max()), 1e-8) * 2.0 - 1.0
+      row = row[..., None]
+    if row.shape[-1] == 1:
+      row = np.repeat(row, 3, axis=-1)
+    row = np.pad(row, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=1.0)
+    out.append(np.concatenate(list(row), axis=1))
+  grid = np.concatenate(out, axis=0)
+  return np.clip((grid + 1.0) * 127.5, 0, 255).astype(np.uint8)
 
 
-def load_scores(path: str) -> dict[str, np.ndarray]:
-  """Reads a `scores.npz` written by `save_scores` (or `evaluate.py --scores_out`)."""
-  with np.load(path, allow_pickle=False) as f:
-    arrays = {k: f[k] for k in f.files}
-  if "y" not in arrays:
-    raise ValueError(f"{path} holds no labels 'y'; its arrays: {sorted(arrays)}.")
-  return arrays
+def example_grid(test, test_out: dict, size: int):
+  """Input / reconstruction / map / mask rows of `size` test images, as one uint8 HWC grid.
 
-
-def _features_for_tsne(test_split, test_outputs: dict) -> tuple[np.ndarray, str]:
-  for key in ("features", "z"):
-    if key in test_outputs:
-      return np.asarray(test_outputs[key]), f"t-SNE of the model's {key!r} (test)"
-  return np.asarray(test_split.x), "t-SNE of the test inputs"
-
-
-def write_run_figures(workdir: str, test_split, test_outputs: dict, val_outputs: dict | None,
-                      metrics: dict | None, threshold: float | None, writer=None, step: int = 0,
-                      *, num_examples: int = 8, tsne_points: int = 500,
-                      generate_fn=None, latents=None) -> list[str]:
-  """Writes every figure that applies to a run into `workdir/figures/`, and `scores.npz`.
-
-  Written when they apply (relative paths, in this order):
-    figures/roc_pr.png          ROC and PR of the primary score;
-    figures/roc_pr_scores.png   all scores overlaid, if there are alternatives;
-    figures/score_hist.png      test normal vs anomalous scores, val normals, threshold;
-    figures/reconstructions.png input / reconstruction / map (images with "recon");
-    figures/anomaly_maps.png    map over input next to the mask (images with masks and "map");
-    figures/tsne.png            t-SNE of outputs["features"] or ["z"] if present, else the inputs;
-    figures/latent_walk.png     if `generate_fn` and `latents` (two latents) are given.
-  `workdir/scores.npz` (labels "y", "kinds" and every score of the test split)
-  is always written, so `benchmark_figures` can overlay runs later.
-
-  Args:
-    workdir: the run's directory.
-    test_split: a `data.Split` (x, y, kinds, masks); None writes nothing.
-    test_outputs: `evaluation.score_split` outputs of the test split.
-    val_outputs: those of the validation split (its scores are drawn in the
-      histogram), or None.
-    metrics: `evaluation.evaluate`'s result (for titles), or None.
-    threshold: the primary score's decision threshold; None falls back to
-      `metrics["thresholds"]["score"]` when present.
-    writer: optional tensorboardX `SummaryWriter`; every figure is also
-      logged as the image `figures/<name>` at `step`.
-    step: the TensorBoard step.
-    num_examples: examples in the image grids (half normal, half anomalous).
-    tsne_points: cap on t-SNE points (0 skips the t-SNE).
-    generate_fn: optional latents (n, nz) -> images, for the latent walk.
-    latents: (2, nz) start and end of the latent walk.
-
-  Returns:
-    Paths of the PNGs written, relative to `workdir` (for `results.md`).
+  The first `size - size // 2` normals and `size // 2` anomalies of `test`
+  (a `data.Split`); None unless the split holds images, `test_out` (score
+  outputs) a "recon", and `size` > 0.
   """
-  if test_split is None:
-    return []
-  labels = np.asarray(test_split.y)
-  save_scores(os.path.join(workdir, SCORES_FILE), labels, test_outputs, test_split.kinds)
-  if threshold is None and metrics is not None:
-    threshold = metrics.get("thresholds", {}).get("score")
-  summary = (metrics or {}).get("metrics", {}).get("score", {})
-  both_classes = labels.min() != labels.max()
-  written = []
-
-  def emit(name: str, fig: mfigure.Figure) -> None:
-    relative = os.path.join(FIGURES_DIR, f"{name}.png")
-    save_png(fig, os.path.join(workdir, relative))
-    if writer is not None:
-      add_to_writer(writer, f"figures/{name}", fig, step)
-    written.append(relative)
-
-  scores = np.asarray(test_outputs["score"])
-  if both_classes:
-    emit("roc_pr", roc_pr_figure(labels, scores, title="test split, primary score"))
-    alternatives = [k for k in test_outputs if k.startswith("score_")]
-    if alternatives:
-      curves = {k: (labels, np.asarray(test_outputs[k])) for k in ["score", *sorted(alternatives)]}
-      emit("roc_pr_scores", overlay_curves_figure(curves, title="test split, every score"))
-  val_scores = None if val_outputs is None else np.asarray(val_outputs["score"])
-  title = "test scores" + (f" (AUROC {summary['auroc']:.3f})" if "auroc" in summary else "")
-  emit("score_hist", score_histogram_figure(labels, scores, threshold, val_scores, title=title))
-
-  x = np.asarray(test_split.x)
-  is_image = x.ndim == 4
-  if is_image and "recon" in test_outputs and num_examples > 0:
-    idx = pick_examples(labels, num_examples)
-    residual = np.asarray(test_outputs["map"])[idx] if "map" in test_outputs else None
-    row = "residual" if residual is None else "anomaly map"
-    emit("reconstructions", reconstruction_figure(
-        x[idx], np.asarray(test_outputs["recon"])[idx], residual, labels[idx], scores[idx],
-        title=f"test examples: input, reconstruction, {row} (one colour scale)",
-        residual_label=row))
-  masks = test_split.masks
-  if is_image and masks is not None and "map" in test_outputs and num_examples > 0:
-    maps = np.asarray(test_outputs["map"])
-    has_defect = masks.reshape(len(masks), -1).max(axis=1) > 0
-    idx = pick_examples(labels, min(num_examples, 6), prefer=has_defect)
-    vmax = float(np.quantile(maps, 0.999))  # One scale for the whole test set.
-    emit("anomaly_maps", heatmap_figure(
-        x[idx], maps[idx], masks[idx], labels[idx], scores[idx], vmax=vmax,
-        title="anomaly maps (colour scale shared over the test set)"))
-  if tsne_points > 0 and both_classes and len(labels) >= 5:
-    features, tsne_title = _features_for_tsne(test_split, test_outputs)
-    emit("tsne", tsne_figure(features, labels, max_points=tsne_points, title=tsne_title))
-  if generate_fn is not None and latents is not None:
-    latents = np.asarray(latents)
-    emit("latent_walk", latent_walk_figure(generate_fn, latents[0], latents[1],
-                                           title="latent walk z0 -> z1"))
-  return written
-
-
-def benchmark_figures(root: str, score: str = "score") -> list[str]:
-  """Overlays the ROC / PR curves of every method of a benchmark, one figure per class.
-
-  Reads `<root>/<method>/<class>/seed<k>/scores.npz` (the layout of
-  `ganad_jax.benchmark.run_dir`, written by `write_run_figures`); runs without
-  it are skipped. Seeds of one method share its colour.
-
-  Args:
-    root: the benchmark's root directory.
-    score: which score to plot ("score" or a "score_<name>").
-
-  Returns:
-    Paths of the PNGs written under `root/figures/`, relative to `root`.
-  """
-  runs: dict[str, dict[str, list]] = {}
-  for method in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-    method_dir = os.path.join(root, method)
-    if not os.path.isdir(method_dir) or method == FIGURES_DIR:
-      continue
-    for class_label in sorted(os.listdir(method_dir)):
-      class_dir = os.path.join(method_dir, class_label)
-      if not os.path.isdir(class_dir):
-        continue
-      for seed_dir in sorted(os.listdir(class_dir)):
-        path = os.path.join(class_dir, seed_dir, SCORES_FILE)
-        if not seed_dir.startswith("seed") or not os.path.exists(path):
-          continue
-        saved = load_scores(path)
-        if score in saved:
-          runs.setdefault(class_label, {}).setdefault(method, []).append(
-              (saved["y"], saved[score]))
-  written = []
-  for class_label, curves in runs.items():
-    relative = os.path.join(FIGURES_DIR, f"roc_{class_label}.png")
-    fig = overlay_curves_figure(curves, title=f"class {class_label}: {score} of each method")
-    save_png(fig, os.path.join(root, relative))
-    written.append(relative)
-  return written
+  if test.x.ndim != 4 or "recon" not in test_out or size <= 0:
+    return None
+  normal, anomalous = np.flatnonzero(test.y == 0), np.flatnonzero(test.y == 1)
+  idx = np.concatenate([normal[:size - size // 2], anomalous[:size // 2]])
+  rows = [test.x[idx], test_out["recon"][idx]]
+  if "map" in test_out:
+    rows.append(test_out["map"][idx])
+  if test.masks is not None:
+    rows.append(test.masks[idx])
+  return image_grid(rows)

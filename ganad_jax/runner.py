@@ -1,0 +1,277 @@
+"""What a run is made of (`Run`, `build`) and its jitted functions on the device mesh.
+
+`build` turns a config into the method (stacked for an ensemble, see
+`ganad_jax.ensemble`), the root keys split by purpose (`Keys`), the
+("members", "data") mesh of `ganad_jax.sharding` and the checkpoint
+compatibility record. The rest wraps the method for that mesh: the train step
+that gathers its own batch on the device (`make_train_step`, jitted by
+`step_function`), the state's init (`abstract_init`, `init_state`) and
+scoring (`score_fn`, `score`, `score_members`). The training loop
+(`ganad_jax.train`) and every consumer of a trained workdir
+(`ganad_jax.workdir.restore`) build their run here.
+"""
+
+import json
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ganad_jax import configs
+from ganad_jax import data
+from ganad_jax import ensemble
+from ganad_jax import evaluation
+from ganad_jax import methods
+from ganad_jax import sharding
+from ganad_jax.methods import base
+
+P = sharding.P
+
+
+class Keys(NamedTuple):
+  """The root keys of a run, one per purpose; (M,) keys each for an ensemble.
+
+  Attributes:
+    init: the state's initialisation.
+    data: the per-epoch permutations, `fold_in(data, epoch)`.
+    step: the per-step keys, `fold_in(step, step_index)`.
+    score: the key every scored batch gets.
+  """
+  init: jax.Array
+  data: jax.Array
+  step: jax.Array
+  score: jax.Array
+
+
+def root_keys(seed: int) -> Keys:
+  """One root key `jax.random.key(seed)` split by purpose."""
+  return Keys(*jax.random.split(jax.random.key(seed), 4))
+
+
+def batch_indices(data_key, step, num_examples: int, batch_size: int):
+  """Indices of the batch for `step`: epoch-wise permutations, remainder dropped."""
+  steps_per_epoch = num_examples // batch_size
+  epoch, offset = step // steps_per_epoch, step % steps_per_epoch
+  perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples)
+  return jax.lax.dynamic_slice_in_dim(perm, offset * batch_size, batch_size)
+
+
+def make_train_step(method, batch_size: int, num_examples: int | None = None,
+                    stacked: bool = False):
+  """Wraps `method.train_step` so that it gathers its own batch on the device.
+
+  Args:
+    method: a Method, or the stacked Method of an ensemble.
+    batch_size: examples per batch (per member).
+    num_examples: training examples to draw from (default: all rows of
+      `train_x`; a row-sharded `train_x` has padding rows after them).
+    stacked: `method` is an ensemble's: `state`, `data_key` and `step_key`
+      have a leading member axis and every member gathers its own batch, the
+      one its seed would give a single run, from the shared `train_x`.
+
+  Returns:
+    step_fn(state, train_x, data_key, step_key) -> (state, metrics).
+  """
+  def batch_and_key(train_x, step, data_key, step_key):
+    n = train_x.shape[0] if num_examples is None else num_examples
+    idx = batch_indices(data_key, step, n, batch_size)
+    return train_x[idx], jax.random.fold_in(step_key, step)
+
+  def step_fn(state, train_x, data_key, step_key):
+    if stacked:
+      batch, key = jax.vmap(batch_and_key, in_axes=(None, 0, 0, 0))(
+          train_x, state["step"], data_key, step_key)
+    else:
+      batch, key = batch_and_key(train_x, state["step"], data_key, step_key)
+    batch = sharding.constrain(batch, sharding.batch_spec(stacked))
+    return method.train_step(state, batch, key)
+
+  return step_fn
+
+
+def checkpoint_meta(config, input_shape, data_sha256: str | None = None) -> dict:
+  """What a checkpoint must match to be restored into this run (`checkpoints.restore_latest`).
+
+  Args:
+    config: the run's config.
+    input_shape: shape of one example.
+    data_sha256: for a training run, the digest of the data training sees
+      (`data_digest`). With it the record also holds `run`: every config field
+      except `configs.RESUME_NEUTRAL_FIELDS` (data, protocol, seed, train
+      settings, ...) and this digest, so that a checkpoint of another run is
+      never resumed. Without it (scoring a trained workdir) only the model
+      (method, shape, architecture, optimiser, dtype, ensemble) is checked.
+
+  Returns:
+    The record, in its JSON form.
+  """
+  # The optimiser's settings live in its restored state (inject_hyperparams),
+  # so a resume with other settings would silently ignore them: refuse it.
+  meta = {"method": config.method, "input_shape": list(input_shape),
+          "model": config.model.to_dict(), "optim": config.optim.to_dict(),
+          "compute_dtype": config.compute_dtype}
+  if config.method in config:  # The method's own section: its weights live in the state.
+    meta[config.method] = config[config.method].to_dict()
+  if ensemble.plan(config) is not None:  # A stacked state: its members must match too.
+    meta["ensemble"] = {"seeds": config.ensemble.seeds, "grid": config.ensemble.grid}
+  if data_sha256 is not None:
+    meta["run"] = dict(configs.run_record(config, configs.RESUME_NEUTRAL_FIELDS),
+                       data_sha256=data_sha256)
+  return json.loads(json.dumps(meta))  # As it reads back from disk: tuples become lists.
+
+
+def data_digest(splits: data.Splits) -> str:
+  """SHA-256 of the data training sees: the training split and the validation normals.
+
+  (Early stopping selects the state on the validation normals.) Test data are
+  scored after training, from the data of the run that scores them.
+  """
+  return data.digest(splits.train.x, splits.val.x)
+
+
+class Run(NamedTuple):
+  """What a run is made of, built once from its config (`build`).
+
+  Attributes:
+    method: the method, or for an ensemble its stacked method (`ensemble.make`).
+    members: the ensemble's members, or None for a single run.
+    keys: the root `Keys` on the mesh; (M,) each for an ensemble.
+    meta: the checkpoint compatibility record.
+    mesh: the ("members", "data") device mesh.
+    batch_size: the training batch size (per member).
+  """
+  method: base.Method
+  members: ensemble.Members | None
+  keys: Keys
+  meta: dict
+  mesh: jax.sharding.Mesh
+  batch_size: int
+
+  @property
+  def stacked(self) -> bool:
+    return self.members is not None
+
+  @property
+  def num_members(self) -> int:
+    return self.members.size if self.stacked else 1
+
+  def key_sharding(self):
+    return jax.sharding.NamedSharding(self.mesh, P("members") if self.stacked else P())
+
+
+def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None = None,
+          data_sha256: str | None = None) -> Run:
+  """The method (stacked for an ensemble), keys, mesh and checkpoint record of a run.
+
+  Args:
+    config: the run's config (`configs.validate`d by the caller).
+    input_shape: one example's shape, (H, W, C) or (F,).
+    num_train: training examples; a closed-form method (no `train_step`)
+      whose split is smaller than `config.train.batch_size` inits on them all.
+    data_sha256: a training run's `data_digest`, for the checkpoint record
+      (`checkpoint_meta`).
+
+  Raises:
+    ValueError: from `ensemble.plan` / `ensemble.make` (a bad seed or grid
+      entry) or `methods.make` (an unknown method), naming the field.
+  """
+  input_shape = tuple(input_shape)
+  members = ensemble.plan(config)
+  if members is None:
+    method = methods.make(config, input_shape)
+    keys = root_keys(config.seed)
+  else:
+    method = ensemble.make(config, input_shape, members)
+    # Member m's keys are those of the single run with its seed.
+    keys = Keys(*(jnp.stack(k) for k in zip(*(root_keys(s) for s in members.seeds))))
+  batch_size = config.train.batch_size
+  if method.train_step is None and num_train is not None:
+    batch_size = min(batch_size, num_train)  # Only init sees a batch.
+  split = (batch_size,) if method.train_step is not None else ()
+  mesh = sharding.make_mesh(config.mesh, members.size if members else 1,
+                            split + (config.eval.batch_size,))
+  spec = P("members") if members else P()
+  keys = Keys(*(sharding.put(mesh, k, spec) for k in keys))
+  return Run(method, members, keys, checkpoint_meta(config, input_shape, data_sha256), mesh,
+             batch_size)
+
+
+def step_function(run: Run, state_sharding, train_x_sharding, num_train: int):
+  """The run's jitted train step on its mesh (state donated).
+
+  step_fn(state, train_x, data_key, step_key) -> (state, metrics); an
+  ensemble's runs per "members" shard (`sharding.over_members`).
+  """
+  step_fn = make_train_step(run.method, run.batch_size, num_train, run.stacked)
+  if run.stacked:
+    members = P("members")
+    step_fn = sharding.over_members(step_fn, run.mesh, (members, P(), members, members),
+                                    (members, members))
+  key_sharding = run.key_sharding()
+  return jax.jit(step_fn, in_shardings=(state_sharding, train_x_sharding, key_sharding,
+                                        key_sharding),
+                 out_shardings=(state_sharding, sharding.replicated(run.mesh)), donate_argnums=0)
+
+
+def abstract_init(run: Run, batch):
+  """(abstract state with its shardings, the shardings) of `run.method.init`."""
+  abstract = jax.eval_shape(run.method.init, run.keys.init, batch)
+  shardings = sharding.state_sharding(run.mesh, abstract, run.stacked)
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                      abstract, shardings), shardings
+
+
+def init_state(run: Run, batch, state_sharding):
+  """`run.method.init` on the mesh, placed with `state_sharding` (from `abstract_init`)."""
+  with jax.set_mesh(run.mesh):
+    # Computed replicated, then split: XLA cannot partition the grouped
+    # convolutions of a vmapped init over the member axis.
+    state = jax.jit(run.method.init, out_shardings=sharding.replicated(run.mesh))(
+        run.keys.init, batch)
+  return sharding.reshard(state, state_sharding)
+
+
+def score_fn(run: Run, state_sharding):
+  """jit of `run.method.score` on the mesh: batch split over "data", outputs on every host.
+
+  An ensemble's outputs come back batch-major (N, M, ...), the layout
+  `evaluation.score_split` pads and slices; `score` splits them per member.
+  Call it under `jax.set_mesh(run.mesh)`.
+  """
+  def score_batch(state, batch, key):
+    return run.method.score(state, sharding.constrain(batch, P("data")), key)
+
+  if run.stacked:
+    members_score = sharding.over_members(score_batch, run.mesh,
+                                          (P("members"), P(), P("members")), P("members"))
+
+    def fn(state, batch, key):
+      return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), members_score(state, batch, key))
+  else:
+    fn = score_batch
+
+  replicated = sharding.replicated(run.mesh)
+  return jax.jit(fn, in_shardings=(state_sharding, replicated, run.key_sharding()),
+                 out_shardings=replicated)
+
+
+def score(run: Run, fn, state, x: np.ndarray, batch_size: int) -> list[dict[str, np.ndarray]]:
+  """Per member (one for a single run), the outputs of `fn` (`score_fn`) over x.
+
+  Every output has x's N leading; scored in padded batches of `batch_size`
+  with the run's score key (`evaluation.score_split`, which raises on
+  non-finite inputs or scores).
+  """
+  out = evaluation.score_split(fn, state, x, run.keys.score, batch_size)
+  if not run.stacked:
+    return [out]
+  return [{k: v[:, m] for k, v in out.items()} for m in range(run.num_members)]
+
+
+def score_members(run: Run, state, x: np.ndarray, batch_size: int) -> list[dict[str, np.ndarray]]:
+  """Per member (one for a single run), the method's outputs over x, on the run's mesh."""
+  with jax.set_mesh(run.mesh):
+    fn = score_fn(run, sharding.state_sharding(run.mesh, state, run.stacked))
+    return score(run, fn, state, x, batch_size)
