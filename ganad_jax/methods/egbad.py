@@ -67,13 +67,6 @@ class Networks(gan.Nets):
                                     dtype))
 
 
-def _layer(feats, name: str, field: str):
-  if name not in feats:
-    raise ValueError(f"Unknown discriminator layer {name!r} ({field}); "
-                     f"known: {', '.join(sorted(feats))}.")
-  return feats[name]
-
-
 def _sum_abs(a):
   return jnp.abs(a).reshape(a.shape[0], -1).sum(axis=1)
 
@@ -194,8 +187,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     field = "egbad.feature_layer"
     residual = jnp.abs(x - recon)
     score_recon = _sum_abs(residual)
-    score_feature = _sum_abs(_layer(real_feats, feature_layer, field)
-                             - _layer(fake_feats, feature_layer, field))
+    score_feature = _sum_abs(gan.layer(real_feats, feature_layer, field)
+                             - gan.layer(fake_feats, feature_layer, field))
     w = state["hparams"]["feature_weight"]
     outputs = {"score": (1.0 - w) * score_recon + w * score_feature,
                "score_recon": score_recon, "score_feature": score_feature, "recon": recon}

@@ -11,7 +11,9 @@
 - `reconstruction_gan`: `init` and `train_step` of a generator that
   reconstructs x against a discriminator with a feature layer (GANomaly,
   Skip-GANomaly): the two methods pass only their generator and G loss.
-- `init_state`: the state pytree of a set of nets with one Adam each.
+- `init_state`: the state pytree of a set of nets with one Adam each;
+  `image_discriminator` (the configured image D), `layer` (a named D layer,
+  or an error naming the config field).
 """
 
 from typing import Any, Callable
@@ -142,6 +144,14 @@ class Nets:
     return logits.reshape(-1), features, batch_stats
 
 
+def layer(features: dict, name: str, field: str) -> jax.Array:
+  """features[name]; a ValueError names `field` (the config field that chose it) and the layers."""
+  if name not in features:
+    raise ValueError(f"Unknown discriminator layer {name!r} ({field}); "
+                     f"known: {', '.join(sorted(features))}.")
+  return features[name]
+
+
 def search_fns(nets: Nets, params, batch_stats, feature_layer: str, field: str):
   """Eval-mode closures (generate_fn, feature_fn, z_init_fn) for `latent_search.search`.
 
@@ -180,12 +190,8 @@ def search_fns(nets: Nets, params, batch_stats, feature_layer: str, field: str):
     return run("e", x)[0]
 
   def feature_fn(x):
-    features = run("d", x) if nets.encoder is None else run("d", x, encode(x))
-    features = features[1]
-    if feature_layer not in features:
-      raise ValueError(f"Unknown discriminator layer {feature_layer!r} ({field}); "
-                       f"known: {', '.join(sorted(features))}.")
-    return features[feature_layer]
+    out = run("d", x) if nets.encoder is None else run("d", x, encode(x))
+    return layer(out[1], feature_layer, field)
 
   return generate_fn, feature_fn, (None if nets.encoder is None else encode)
 
