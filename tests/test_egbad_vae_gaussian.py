@@ -388,6 +388,25 @@ def test_workdir_features_of_a_trained_egbad(tmp_path):
   assert np.all(np.isfinite(out["score"]))
 
 
+@pytest.mark.parametrize("method,nets", [
+    ("ae", {"encoder"}), ("ssim_ae", {"encoder"}), ("vae", {"encoder"}),
+    ("anogan", {"discriminator"}), ("egbad", {"encoder", "discriminator"}),
+    ("ganomaly", None), ("gaussian", None)])
+def test_methods_export_their_feature_nets(method, nets):
+  # What features='workdir' reads: each net's variables of a state, and its
+  # eval-mode (output, features) (shapes only: nothing compiled).
+  m = methods.make(_config(method), IMAGE)
+  if nets is None:
+    assert m.features is None
+    return
+  assert set(m.features) == nets
+  x = jnp.zeros((2,) + IMAGE)
+  state = jax.eval_shape(m.init, jax.random.key(0), x)
+  for name, net in m.features.items():
+    out, feats = jax.eval_shape(net.apply, net.select(state), x)
+    assert out.shape[0] == 2 and feats["penultimate"].shape[0] == 2, name
+
+
 def test_workdir_errors(tmp_path):
   def make(workdir, net="encoder"):
     return methods.make(_config("gaussian", gaussian__features="workdir", gaussian__workdir=workdir,

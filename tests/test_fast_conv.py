@@ -28,7 +28,7 @@ def test_fast_conv_apply_matches_the_modules():
   params, stats = state["params"], state["batch_stats"]
 
   def plain_g(z):
-    return nets.generate(params["g"], stats["g"], z, train=False)
+    return nets.generate(params["g"], stats["g"], z, train=False)[0]
 
   def plain_f(x):
     return nets.discriminate(params["d"], stats["d"], x, train=False)[1]["penultimate"]

@@ -13,6 +13,7 @@ import pytest
 from ganad_jax import configs
 from ganad_jax import methods
 from ganad_jax import train
+from ganad_jax.methods import gan
 from ganad_jax.methods import ganomaly
 from ganad_jax.methods import skip_ganomaly
 from ganad_jax.models import patch
@@ -197,7 +198,8 @@ def test_forced_d_reinit_draws_d_from_the_step_key():
   step_key = jax.random.key(7)
   new_state, metrics = train_step(state, x, step_key)
   assert float(metrics["d_reinit"]) == 1.0
-  fresh = jax.jit(ganomaly.Networks(config, shape).init_d)(step_key, x)["params"]
+  init_d = functools.partial(gan.init_discriminator, ganomaly.discriminator(config, shape))
+  fresh = jax.jit(init_d)(step_key, x)["params"]
   # Two programs (D re-drawn inside the fused train step vs init_d alone): XLA
   # may fuse the init's scale-and-shift differently, so equal to float32
   # rounding (rtol 1e-6 ~ 8 ulps), not bit for bit; another key differs by O(1).

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from ganad_jax.models import autoencoder
 from ganad_jax.models import dcgan
 from ganad_jax.models import mlp
 
@@ -77,3 +78,22 @@ def test_mlp_shapes():
   out, features = net.apply(variables, x)
   assert out.shape == (5, 3) and features["penultimate"].shape == (5, 10)
   assert _count(flax.core.unfreeze(variables)["params"]) == 7 * 20 + 20 + 20 * 10 + 10 + 10 * 3 + 3
+
+
+@pytest.mark.parametrize("input_shape", [(16, 16, 1), (7,)])
+def test_decoders_return_the_reconstruction_alone(input_shape):
+  # One return type for every decoder: the array, whatever the input kind.
+  decoder = autoencoder.decoder(input_shape, base_features=4, mlp_widths=(6,), dtype=jnp.float32)
+  z = jnp.zeros((2, 3))
+  variables = jax.eval_shape(decoder.init, jax.random.key(0), z)
+  out = jax.eval_shape(lambda v: decoder.apply(v, z, train=False), variables)
+  assert isinstance(out, jax.ShapeDtypeStruct) and out.shape == (2,) + input_shape
+
+
+def test_mlp_without_features_has_the_same_parameters():
+  x = jnp.ones((2, 7))
+  with_features = mlp.MLP(widths=(5,), out_features=3)
+  variables = with_features.init(jax.random.key(0), x)
+  out, _ = with_features.apply(variables, x)
+  alone = mlp.MLP(widths=(5,), out_features=3, return_features=False).apply(variables, x)
+  assert jnp.array_equal(out, alone)

@@ -3,7 +3,7 @@
 Images go through the DCGAN encoder / decoder (the GANomaly shapes); tabular
 vectors through an MLP. The anomaly map is the per-pixel squared residual (L2)
 or 1 - SSIM map (SSIM); the score is the map's mean, the quantity the net was
-trained to minimise.
+trained to minimise. Feature net (`base.FeatureNet`): "encoder", x -> (z, features).
 """
 
 import jax
@@ -23,16 +23,16 @@ class AutoEncoder(autoencoder.EncoderDecoder):
 
   def __call__(self, x, train: bool = True):
     z, _ = self.encoder(x, train)
-    out = self.decoder(z, train)
-    return out[0] if isinstance(out, tuple) else out
+    return self.decoder(z, train)
 
 
 def make(config, input_shape: tuple[int, ...], loss: str) -> base.Method:
   """Builds the AE method; `loss` is "l2" or "ssim" (images only)."""
-  is_image = len(input_shape) == 3
-  if loss == "ssim" and not is_image:
+  input_shape = tuple(input_shape)
+  if loss == "ssim" and len(input_shape) != 3:
     raise ValueError("ssim_ae needs images (N, H, W, C); got vectors of shape "
                      f"{input_shape}: use method 'ae' for tabular data.")
+  is_image = base.check_input_shape(input_shape, "ssim_ae" if loss == "ssim" else "ae")
   net = AutoEncoder(input_shape, config.model.nz, config.model.base_features,
                     tuple(config.model.mlp_widths), jnp.dtype(config.compute_dtype))
   tx = base.adam(config.optim)
@@ -55,26 +55,31 @@ def make(config, input_shape: tuple[int, ...], loss: str) -> base.Method:
     del key  # Deterministic given the batch.
 
     def loss_fn(params):
-      recon, updates = net.apply({"params": params, "batch_stats": state["batch_stats"]},
-                                 batch, train=True, mutable=["batch_stats"])
-      return anomaly_map(batch, recon).mean(), updates
+      recon, batch_stats = base.apply(net, params, state["batch_stats"], batch, train=True)
+      return anomaly_map(batch, recon).mean(), batch_stats
 
-    (loss_value, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    (loss_value, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     params, opt_state = base.adam_update(tx, grads, state["opt_state"], state["params"])
-    new_state = {"step": state["step"] + 1,
-                 "params": params,
-                 "batch_stats": updates.get("batch_stats", state["batch_stats"]),
-                 "opt_state": opt_state}
-    return new_state, {"loss": loss_value}
+    return base.next_state(state, params=params, batch_stats=batch_stats,
+                           opt_state=opt_state), {"loss": loss_value}
 
   def score(state, batch, key):
     del key
-    recon = net.apply({"params": state["params"], "batch_stats": state["batch_stats"]},
-                      batch, train=False)
+    recon, _ = base.apply(net, state["params"], state["batch_stats"], batch, train=False)
     amap = anomaly_map(batch, recon)
     outputs = {"score": losses.per_sample_mean(amap), "recon": recon}
     if is_image:
       outputs["map"] = amap
     return outputs
 
-  return base.Method(init, train_step, score)
+  encoder = net.make_encoder(config.model.nz)  # The same net as `net`'s "encoder".
+
+  def select_encoder(state):
+    return {"params": state["params"]["encoder"],
+            "batch_stats": state["batch_stats"].get("encoder", {})}
+
+  def apply_encoder(variables, x):
+    return encoder.apply(variables, x, train=False)
+
+  return base.Method(init, train_step, score,
+                     features={"encoder": base.FeatureNet(select_encoder, apply_encoder)})

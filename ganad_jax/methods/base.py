@@ -25,16 +25,42 @@ Gaussian scorer) sets `train_step=None` and provides
 A method with a generator (AnoGAN, EGBAD) also provides
   generate(state, z) -> x
       Eval mode, z (N, config.model.nz); used for the latent-walk figure.
+
+A method whose nets make useful features (AE, SSIM-AE, VAE, AnoGAN, EGBAD)
+exports them in `features`, {net name: `FeatureNet`}: the Gaussian scorer's
+features="workdir" reads a trained run's nets through it.
+
+The helpers below are what every method's functions are made of: Adam, one
+net applied with its BatchNorm statistics, the state's hparams and next
+state, the input-shape check, padded batches.
 """
 
+import math
 from typing import Any, Callable, NamedTuple
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
 State = dict[str, Any]
 Metrics = dict[str, jax.Array]
+
+
+class FeatureNet(NamedTuple):
+  """One net of a trained method, as a feature extractor.
+
+  Attributes:
+    select: state -> the net's variables {"params", "batch_stats"} (the EMA
+      params where the method scores with them); a small pytree the Gaussian
+      scorer keeps in its own state.
+    apply: (variables, x (N, ...)) -> (output (N, ...), features dict of
+      (N, ...) arrays), in eval mode (BatchNorm with running statistics).
+  """
+  select: Callable[[State], Any]
+  apply: Callable[[Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
 
 
 class Method(NamedTuple):
@@ -43,6 +69,64 @@ class Method(NamedTuple):
   score: Callable[[State, jax.Array, jax.Array], dict[str, jax.Array]]
   fit: Callable[..., State] | None = None
   generate: Callable[[State, jax.Array], jax.Array] | None = None
+  features: dict[str, FeatureNet] | None = None
+
+
+def check_input_shape(input_shape: tuple[int, ...], name: str,
+                      images_only: str | None = None) -> bool:
+  """Whether `input_shape` (no batch axis) is a square image (H, H, C) rather than a vector (F,).
+
+  Args:
+    input_shape: one example's shape.
+    name: the method, as messages name it (e.g. "GANomaly").
+    images_only: None accepts vectors; else vectors are refused and this
+      advice ends the message (e.g. "use 'ganomaly' for tabular vectors").
+
+  Raises:
+    ValueError: any other rank, a non-square image, or a vector with
+      `images_only`; the message gives the shape.
+  """
+  if len(input_shape) == 3:
+    if input_shape[0] != input_shape[1]:
+      raise ValueError(f"{name}'s nets need square images; got {input_shape}.")
+    return True
+  if images_only is not None:
+    raise ValueError(f"{name} needs images (H, W, C); got inputs of shape {input_shape}: "
+                     f"{images_only}.")
+  if len(input_shape) != 1:
+    raise ValueError(f"{name} takes images (H, W, C) or vectors (F,); got {input_shape}.")
+  return False
+
+
+def check_weights(section: ml_collections.ConfigDict, prefix: str, names) -> None:
+  """ValueError naming the field unless every `names` weight is finite and >= 0."""
+  for name in names:
+    value = float(section[name])
+    if not math.isfinite(value) or value < 0.0:
+      raise ValueError(f"{prefix}.{name}={section[name]!r} must be a finite number >= 0.")
+
+
+def hparams(section: ml_collections.ConfigDict, names) -> dict[str, jax.Array]:
+  """`state["hparams"]`: float32 scalars from the config, vmappable per grid member."""
+  return {name: jnp.asarray(section[name], jnp.float32) for name in names}
+
+
+def apply(module: nn.Module, params, batch_stats, *args, train: bool):
+  """(module(*args, train=train), batch stats): in train mode the updated statistics.
+
+  Eval mode uses the running statistics and returns `batch_stats` unchanged;
+  a net without BatchNorm returns its (empty) `batch_stats` either way.
+  """
+  variables = {"params": params, "batch_stats": batch_stats}
+  if train:
+    out, updates = module.apply(variables, *args, train=True, mutable=["batch_stats"])
+    return out, updates.get("batch_stats", batch_stats)
+  return module.apply(variables, *args, train=False), batch_stats
+
+
+def next_state(state: State, **updates) -> State:
+  """The state after one train step: `updates` replace their entries, `step` + 1."""
+  return {**state, "step": state["step"] + 1, **updates}
 
 
 def adam(optim_config) -> optax.GradientTransformation:

@@ -5,8 +5,8 @@ encoder to nz) and the joint discriminator D(x, z) of `models.bigan`; tabular
 vectors use MLPs for G and E (`g_widths`, `e_widths`; linear output) and dense
 layers for D's x branch (`d_widths`). z ~ N(0, I) of size `config.model.nz`.
 
-One `train_step` is one D step, then one joint G and E step against the
-updated D, on the same batch and z, with the standard BiGAN losses
+One `train_step` is one D step (`gan.d_step`), then one joint G and E step
+against the updated D, on the same batch and z, with the standard BiGAN losses
 (non-saturating for G and E, as EGBAD's code):
     D: BCE(D(x, E(x)), 1) + BCE(D(G(z), z), 0)
     G: BCE(D(G(z), z), 1)        E: BCE(D(x, E(x)), 0)
@@ -31,7 +31,12 @@ feature map is f(x) = D(x, E(x))'s `anogan.search.feature_layer`, a function of
 x alone.
 
 `feature_weight` and `ema_decay` live in `state["hparams"]` (vmappable).
+
+Feature nets (`base.FeatureNet`, EMA params): "encoder", E(x) -> (z,
+features), and "discriminator", D(x, E(x)) -> (logit, features).
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -40,81 +45,50 @@ import ml_collections
 from ganad_jax import latent_search
 from ganad_jax import losses
 from ganad_jax.methods import base
+from ganad_jax.methods import gan
 from ganad_jax.models import autoencoder
 from ganad_jax.models import bigan
-from ganad_jax.models import fast_conv
 
 
-def _apply(module, params, batch_stats, *args, train: bool):
-  """module(*args) -> (output, batch stats, updated in train mode)."""
-  variables = {"params": params, "batch_stats": batch_stats}
-  if train:
-    out, updates = module.apply(variables, *args, train=True, mutable=["batch_stats"])
-    return out, updates.get("batch_stats", batch_stats)
-  return module.apply(variables, *args, train=False), batch_stats
-
-
-class Networks:
-  """G, E and D for one input shape, and how to call them."""
+class Networks(gan.Nets):
+  """EGBAD's G, E and joint D(x, z) for one input shape."""
 
   def __init__(self, config, input_shape: tuple[int, ...]):
     dtype = jnp.dtype(config.compute_dtype)
     nz, base_features = int(config.model.nz), int(config.model.base_features)
-    self.is_image = len(input_shape) == 3
-    if self.is_image:
-      if input_shape[0] != input_shape[1]:
-        raise ValueError(f"EGBAD's DCGAN nets need square images; got {input_shape}.")
-    elif len(input_shape) != 1:
-      raise ValueError(f"EGBAD takes images (H, W, C) or vectors (F,); got {input_shape}.")
-    self.generator = autoencoder.decoder(input_shape, base_features, config.egbad.g_widths,
-                                         dtype)
-    self.encoder = autoencoder.encoder(input_shape, nz, base_features, config.egbad.e_widths,
-                                       dtype)
-    self.discriminator = bigan.JointDiscriminator(
-        base_features, tuple(config.egbad.d_widths), int(config.egbad.d_z_features),
-        int(config.egbad.d_joint_features), dtype)
-
-  def generate(self, params, batch_stats, z, train: bool):
-    """(G(z), batch stats)."""
-    out, stats = _apply(self.generator, params, batch_stats, z, train=train)
-    return (out[0] if isinstance(out, tuple) else out), stats  # The MLP returns (out, features).
-
-  def encode(self, params, batch_stats, x, train: bool):
-    """(E(x), batch stats)."""
-    (z, _), stats = _apply(self.encoder, params, batch_stats, x, train=train)
-    return z, stats
-
-  def discriminate(self, params, batch_stats, x, z, train: bool):
-    """(logits (N,), features dict, batch stats)."""
-    (logit, feats), stats = _apply(self.discriminator, params, batch_stats, x, z, train=train)
-    return logit, feats, stats
-
-
-def _layer(feats, name: str, field: str):
-  if name not in feats:
-    raise ValueError(f"Unknown discriminator layer {name!r} ({field}); "
-                     f"known: {', '.join(sorted(feats))}.")
-  return feats[name]
+    is_image = base.check_input_shape(tuple(input_shape), "EGBAD")
+    super().__init__(
+        generator=autoencoder.decoder(input_shape, base_features, config.egbad.g_widths, dtype),
+        discriminator=bigan.JointDiscriminator(
+            base_features, tuple(config.egbad.d_widths), int(config.egbad.d_z_features),
+            int(config.egbad.d_joint_features), dtype),
+        is_image=is_image,
+        encoder=autoencoder.encoder(input_shape, nz, base_features, config.egbad.e_widths,
+                                    dtype))
 
 
 def _sum_abs(a):
   return jnp.abs(a).reshape(a.shape[0], -1).sum(axis=1)
 
 
-def feature_nets(config, input_shape: tuple[int, ...]):
-  """Eval-mode feature extractors of a trained EGBAD state, for the Gaussian scorer.
+def search_fns(nets: Networks, state, feature_layer: str):
+  """Eval-mode EMA closures (generate_fn, feature_fn, z_init_fn) for `latent_search.search`.
 
-  Returns {"encoder": ..., "discriminator": ...}, each a pair
-  (select(state) -> variables, apply(variables, x) -> (output, features dict)).
-  The discriminator sees the real pair (x, E(x)). EMA parameters, as `score`.
+  feature_fn(x) is D(x, E(x))'s `feature_layer`; z_init_fn is E (`gan.search_fns`).
   """
-  nets = Networks(config, tuple(input_shape))
+  return gan.search_fns(nets, state["ema"], state["batch_stats"], feature_layer,
+                        "anogan.search.feature_layer")
+
+
+def feature_nets(nets: Networks) -> dict[str, base.FeatureNet]:
+  """EGBAD's "encoder" E(x) and "discriminator" D(x, E(x)), with the EMA params as `score`."""
 
   def select_encoder(state):
     return {"params": state["ema"]["e"], "batch_stats": state["batch_stats"]["e"]}
 
   def apply_encoder(variables, x):
-    return _apply(nets.encoder, variables["params"], variables["batch_stats"], x, train=False)[0]
+    return base.apply(nets.encoder, variables["params"], variables["batch_stats"], x,
+                      train=False)[0]
 
   def select_both(state):
     return {"e": select_encoder(state),
@@ -126,47 +100,8 @@ def feature_nets(config, input_shape: tuple[int, ...]):
     logit, feats, _ = nets.discriminate(d["params"], d["batch_stats"], x, z, train=False)
     return logit, feats
 
-  return {"encoder": (select_encoder, apply_encoder),
-          "discriminator": (select_both, apply_discriminator)}
-
-
-def search_fns(nets: Networks, state, feature_layer: str):
-  """Eval-mode EMA closures (generate_fn, feature_fn, z_init_fn) for `latent_search.search`.
-
-  feature_fn(x) is D(x, E(x))'s `feature_layer`. Call it outside the search:
-  for conv nets it precomputes the kernels of `fast_conv.apply_fast`.
-  """
-  params, stats = state["ema"], state["batch_stats"]
-  g_vars = {"params": params["g"], "batch_stats": stats["g"]}
-  e_vars = {"params": params["e"], "batch_stats": stats["e"]}
-  d_vars = {"params": params["d"], "batch_stats": stats["d"]}
-
-  if nets.is_image:
-    kernels = {k: fast_conv.backward_kernels(params[k]) for k in ("g", "e", "d")}
-
-    def generate_fn(z):
-      return fast_conv.apply_fast(nets.generator, g_vars, kernels["g"], z, train=False)
-
-    def encode(x):
-      return fast_conv.apply_fast(nets.encoder, e_vars, kernels["e"], x, train=False)[0]
-
-    def features(x):
-      return fast_conv.apply_fast(nets.discriminator, d_vars, kernels["d"], x, encode(x),
-                                  train=False)[1]
-  else:
-    def generate_fn(z):
-      return nets.generate(params["g"], stats["g"], z, train=False)[0]
-
-    def encode(x):
-      return nets.encode(params["e"], stats["e"], x, train=False)[0]
-
-    def features(x):
-      return nets.discriminate(params["d"], stats["d"], x, encode(x), train=False)[1]
-
-  def feature_fn(x):
-    return _layer(features(x), feature_layer, "anogan.search.feature_layer")
-
-  return generate_fn, feature_fn, encode
+  return {"encoder": base.FeatureNet(select_encoder, apply_encoder),
+          "discriminator": base.FeatureNet(select_both, apply_discriminator)}
 
 
 def make(config, input_shape: tuple[int, ...]) -> base.Method:
@@ -195,13 +130,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     variables = {"g": nets.generator.init(g_key, z, train=False),
                  "e": nets.encoder.init(e_key, batch, train=False),
                  "d": nets.discriminator.init(d_key, batch, z, train=False)}
-    params = {k: v["params"] for k, v in variables.items()}
-    return {"step": jnp.zeros((), jnp.int32), "params": params,
-            "batch_stats": {k: v.get("batch_stats", {}) for k, v in variables.items()},
-            "opt_state": {k: tx.init(p) for k, p in params.items()},
-            "ema": jax.tree_util.tree_map(jnp.copy, params),
-            "hparams": {"feature_weight": jnp.asarray(cfg.feature_weight, jnp.float32),
-                        "ema_decay": jnp.asarray(cfg.ema_decay, jnp.float32)}}
+    state = gan.init_state(variables, tx, base.hparams(cfg, ("feature_weight", "ema_decay")))
+    return {**state, "ema": jax.tree_util.tree_map(jnp.copy, state["params"])}
 
   def train_step(state, batch, key):
     params, stats = state["params"], state["batch_stats"]
@@ -211,23 +141,16 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     fake, _ = nets.generate(params["g"], stats["g"], z, train=True)
     z_hat, _ = nets.encode(params["e"], stats["e"], batch, train=True)
     fake, z_hat = jax.lax.stop_gradient(fake), jax.lax.stop_gradient(z_hat)
-
-    def d_loss_fn(d_params):
-      real_logit, _, d_stats = nets.discriminate(d_params, stats["d"], batch, z_hat, True)
-      fake_logit, _, d_stats = nets.discriminate(d_params, d_stats, fake, z, True)
-      loss = losses.bce_with_logits(real_logit, 1.0) + losses.bce_with_logits(fake_logit, 0.0)
-      return loss, (d_stats, jax.nn.sigmoid(real_logit).mean(),
-                    jax.nn.sigmoid(fake_logit).mean())
-
-    (d_loss, (d_stats, d_real, d_fake)), d_grads = jax.value_and_grad(
-        d_loss_fn, has_aux=True)(params["d"])
-    d_params, d_opt = base.adam_update(tx, d_grads, state["opt_state"]["d"], params["d"])
+    d_params, d_opt, d_stats, d_metrics, _ = gan.d_step(
+        functools.partial(nets.discriminate, train=True), tx, params["d"], stats["d"],
+        state["opt_state"]["d"], (batch, z_hat), (fake, z))
 
     def ge_loss_fn(ge_params):
       fake, g_stats = nets.generate(ge_params["g"], stats["g"], z, train=True)
       z_hat, e_stats = nets.encode(ge_params["e"], stats["e"], batch, train=True)
-      fake_logit, _, new_d_stats = nets.discriminate(d_params, d_stats, fake, z, True)
-      real_logit, _, new_d_stats = nets.discriminate(d_params, new_d_stats, batch, z_hat, True)
+      fake_logit, _, new_d_stats = nets.discriminate(d_params, d_stats, fake, z, train=True)
+      real_logit, _, new_d_stats = nets.discriminate(d_params, new_d_stats, batch, z_hat,
+                                                     train=True)
       # Each loss depends on one net only, so the gradient of the sum is each net's own.
       g_loss = losses.bce_with_logits(fake_logit, 1.0)  # Non-saturating.
       e_loss = losses.bce_with_logits(real_logit, 0.0)
@@ -247,11 +170,11 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     decay = jnp.minimum(state["hparams"]["ema_decay"], (1.0 + t) / (10.0 + t))
     ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p,
                                  state["ema"], new_params)
-    new_state = {"step": state["step"] + 1, "params": new_params,
-                 "batch_stats": {"g": g_stats, "e": e_stats, "d": d_stats},
-                 "opt_state": new_opt, "ema": ema, "hparams": state["hparams"]}
-    metrics = {"loss": d_loss + g_loss + e_loss, "d_loss": d_loss, "g_loss": g_loss,
-               "e_loss": e_loss, "d_real": d_real, "d_fake": d_fake}
+    new_state = base.next_state(state, params=new_params, opt_state=new_opt, ema=ema,
+                                batch_stats={"g": g_stats, "e": e_stats, "d": d_stats})
+    metrics = {"loss": d_metrics["d_loss"] + g_loss + e_loss, "d_loss": d_metrics["d_loss"],
+               "g_loss": g_loss, "e_loss": e_loss, "d_real": d_metrics["d_real"],
+               "d_fake": d_metrics["d_fake"]}
     return new_state, metrics
 
   def score(state, batch, key):
@@ -264,8 +187,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     field = "egbad.feature_layer"
     residual = jnp.abs(x - recon)
     score_recon = _sum_abs(residual)
-    score_feature = _sum_abs(_layer(real_feats, feature_layer, field)
-                             - _layer(fake_feats, feature_layer, field))
+    score_feature = _sum_abs(gan.layer(real_feats, feature_layer, field)
+                             - gan.layer(fake_feats, feature_layer, field))
     w = state["hparams"]["feature_weight"]
     outputs = {"score": (1.0 - w) * score_recon + w * score_feature,
                "score_recon": score_recon, "score_feature": score_feature, "recon": recon}
@@ -281,4 +204,4 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
   def generate(state, z):  # With the EMA weights, as `score`.
     return nets.generate(state["ema"]["g"], state["batch_stats"]["g"], z, train=False)[0]
 
-  return base.Method(init, train_step, score, generate=generate)
+  return base.Method(init, train_step, score, generate=generate, features=feature_nets(nets))

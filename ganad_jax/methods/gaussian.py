@@ -12,8 +12,9 @@ Feature sources (`features`):
   "pixels": the flattened inputs, one layer "pixels" (tabular data, small images).
   "workdir": a net of the trained ganad_jax run in `workdir`, restored from its
     newest good checkpoint (`ganad_jax.workdir.restore`) and run in eval mode:
-    `net` "encoder" (ae, ssim_ae, egbad, vae) or "discriminator" (anogan,
-    egbad; EGBAD's sees (x, E(x))); of an ensemble workdir, member `member`'s.
+    `net` is one of the run's method's `features` (`base.FeatureNet`):
+    "encoder" (ae, ssim_ae, egbad, vae) or "discriminator" (anogan, egbad;
+    EGBAD's sees (x, E(x))); of an ensemble workdir, member `member`'s.
   "pretrained": an ImageNet backbone (config section `pretrained`:
     EfficientNet B0-B7 / Lite0-4, ResNet-18/34/50, Wide-ResNet-50-2; see
     `methods/backbone.py`), gray-to-RGB, resizing and input normalisation
@@ -67,13 +68,8 @@ from sklearn import covariance
 
 from ganad_jax import metrics
 from ganad_jax.data import synthetic
-from ganad_jax.methods import anogan
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
-from ganad_jax.methods import egbad
-from ganad_jax.methods import vae
-from ganad_jax.models import dcgan
-from ganad_jax.models import mlp
 
 FEATURES = ("pixels", "workdir", "pretrained", "flax_file")
 POOLS = ("mean", "flatten")
@@ -88,40 +84,11 @@ def _outputs_as_layers(out) -> dict:
   return {"output": out}
 
 
-# Feature nets of trained runs: method -> (config, input_shape) -> {net name:
-# (select(state) -> variables, apply(variables, x) -> net output)}.
-
-def _ae_nets(config, input_shape):
-  dtype = jnp.dtype(config.compute_dtype)
-  if len(input_shape) == 3:
-    encoder = dcgan.Encoder(int(config.model.nz), int(config.model.base_features), dtype)
-  else:
-    encoder = mlp.MLP(tuple(config.model.mlp_widths), int(config.model.nz), dtype=dtype)
-
-  def select(state):
-    return {"params": state["params"]["encoder"],
-            "batch_stats": state["batch_stats"].get("encoder", {})}
-
-  return {"encoder": (select, lambda v, x: encoder.apply(v, x, train=False))}
-
-
-def _anogan_nets(config, input_shape):
-  nets = anogan.Networks(config, tuple(input_shape))
-
-  def select(state):
-    return {"params": state["params"]["d"], "batch_stats": state["batch_stats"]["d"]}
-
-  return {"discriminator": (select, lambda v, x: nets.discriminator.apply(v, x, train=False))}
-
-
-FEATURE_NETS = {"ae": _ae_nets, "ssim_ae": _ae_nets, "anogan": _anogan_nets,
-                "egbad": egbad.feature_nets, "vae": vae.feature_nets}
-
-
 def _workdir_source(cfg, input_shape):
   """(variables, layers_fn, None) of `cfg.net` of the trained run `cfg.workdir`.
 
-  An ensemble workdir's nets are those of member `cfg.member` (0 <= k < M),
+  The net is one of the run's method's `features` (`base.FeatureNet`). An
+  ensemble workdir's nets are those of member `cfg.member` (0 <= k < M),
   restored as the single run it equals; without it (-1) the run is refused.
 
   Raises:
@@ -129,8 +96,10 @@ def _workdir_source(cfg, input_shape):
       `gaussian.member` (or a member given for a single run), a method
       without feature nets, an unknown net; each naming the field and value.
   """
-  # pylint: disable-next=g-import-not-at-top  # workdir -> train -> methods -> this module.
+  # pylint: disable=g-import-not-at-top  # workdir -> train -> methods -> this module.
+  from ganad_jax import methods
   from ganad_jax import workdir as workdir_lib
+  # pylint: enable=g-import-not-at-top
   if not cfg.workdir:
     raise ValueError("gaussian.features='workdir' needs gaussian.workdir (a trained run).")
   member = None if cfg.member < 0 else int(cfg.member)
@@ -138,11 +107,11 @@ def _workdir_source(cfg, input_shape):
     source = workdir_lib.load_config(cfg.workdir)
   except FileNotFoundError as e:
     raise ValueError(f"gaussian.workdir={cfg.workdir!r}: {e}") from None
-  if source.method not in FEATURE_NETS:
+  nets = methods.make(source, tuple(input_shape)).features
+  if not nets:
     raise ValueError(f"gaussian.workdir={cfg.workdir!r} is a {source.method!r} run, which has "
-                     "no feature nets for the Gaussian scorer; runs of "
-                     f"{', '.join(sorted(FEATURE_NETS))} have.")
-  nets = FEATURE_NETS[source.method](source, tuple(input_shape))
+                     "no feature nets for the Gaussian scorer (its method exports none in "
+                     "`Method.features`).")
   if cfg.net not in nets:
     raise ValueError(f"gaussian.net={cfg.net!r}: a {source.method!r} run has no such net; "
                      f"it has: {', '.join(sorted(nets))}.")
@@ -152,9 +121,9 @@ def _workdir_source(cfg, input_shape):
   except (FileNotFoundError, ValueError) as e:
     raise ValueError(f"gaussian.workdir={cfg.workdir!r}: {e}") from None
   # A member's nets are built from its own config (its grid point's values).
-  select, apply = FEATURE_NETS[source.method](trained.config, tuple(input_shape))[cfg.net]
-  variables = jax.device_get(select(trained.state))
-  return variables, lambda v, x: _outputs_as_layers(apply(v, x)), None
+  net = trained.method.features[cfg.net]
+  variables = jax.device_get(net.select(trained.state))
+  return variables, lambda v, x: _outputs_as_layers(net.apply(v, x)), None
 
 
 def _json_object(text: str, field: str) -> dict:

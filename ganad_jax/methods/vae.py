@@ -23,7 +23,8 @@ Scores (eval mode, BatchNorm with running statistics):
     not depend on the rest of the batch.
   "map": the per-pixel squared residual of "score" (images), "recon": mean(mu(x)).
 
-`beta` and `sigma` live in `state["hparams"]` (vmappable).
+`beta` and `sigma` live in `state["hparams"]` (vmappable). Feature net
+(`base.FeatureNet`): "encoder", x -> (mu, encoder features).
 """
 
 import jax
@@ -52,8 +53,7 @@ class VAE(autoencoder.EncoderDecoder):
     return mu, jnp.clip(logvar, *_LOGVAR_RANGE), feats
 
   def decode(self, z, train: bool = True):
-    out = self.decoder(z, train)
-    return out[0] if isinstance(out, tuple) else out
+    return self.decoder(z, train)
 
   def __call__(self, x, eps, train: bool = True):
     mu, logvar, _ = self.encode(x, train)
@@ -69,37 +69,6 @@ def _sse(x, y):
   return jnp.square(x - y).reshape(x.shape[0], -1).sum(axis=1)
 
 
-def _check_shape(input_shape):
-  if len(input_shape) == 3:
-    if input_shape[0] != input_shape[1]:
-      raise ValueError(f"The VAE's DCGAN nets need square images; got {input_shape}.")
-  elif len(input_shape) != 1:
-    raise ValueError(f"The VAE takes images (H, W, C) or vectors (F,); got {input_shape}.")
-
-
-def _net(config, input_shape):
-  return VAE(tuple(input_shape), int(config.model.nz), int(config.model.base_features),
-             tuple(config.model.mlp_widths), jnp.dtype(config.compute_dtype))
-
-
-def feature_nets(config, input_shape: tuple[int, ...]):
-  """{"encoder": (select(state) -> variables, apply(variables, x) -> (mu, features))}.
-
-  The eval-mode encoder of a trained VAE state, for the Gaussian scorer.
-  """
-  _check_shape(input_shape)
-  net = _net(config, input_shape)
-
-  def select(state):
-    return {"params": state["params"], "batch_stats": state["batch_stats"]}
-
-  def apply(variables, x):
-    mu, _, feats = net.apply(variables, x, train=False, method=VAE.encode)
-    return mu, feats
-
-  return {"encoder": (select, apply)}
-
-
 def make(config, input_shape: tuple[int, ...]) -> base.Method:
   """Builds the VAE for inputs of shape `input_shape` (no batch axis)."""
   cfg = config.vae
@@ -109,9 +78,9 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     raise ValueError(f"vae.beta must be >= 0; got {cfg.beta}.")
   if cfg.num_score_samples < 1:
     raise ValueError(f"vae.num_score_samples must be >= 1; got {cfg.num_score_samples}.")
-  _check_shape(input_shape)
-  is_image = len(input_shape) == 3
-  net = _net(config, input_shape)
+  is_image = base.check_input_shape(tuple(input_shape), "The VAE")
+  net = VAE(tuple(input_shape), int(config.model.nz), int(config.model.base_features),
+            tuple(config.model.mlp_widths), jnp.dtype(config.compute_dtype))
   nz, num_samples = int(config.model.nz), int(cfg.num_score_samples)
   tx = base.adam(config.optim)
 
@@ -122,28 +91,24 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     return {"step": jnp.zeros((), jnp.int32), "params": params,
             "batch_stats": variables.get("batch_stats", {}),
             "opt_state": tx.init(params),
-            "hparams": {"beta": jnp.asarray(cfg.beta, jnp.float32),
-                        "sigma": jnp.asarray(cfg.sigma, jnp.float32)}}
+            "hparams": base.hparams(cfg, ("beta", "sigma"))}
 
   def train_step(state, batch, key):
     hp = state["hparams"]
     eps = jax.random.normal(key, (batch.shape[0], nz), jnp.float32)
 
     def loss_fn(params):
-      (recon, mu, logvar), updates = net.apply(
-          {"params": params, "batch_stats": state["batch_stats"]}, batch, eps, train=True,
-          mutable=["batch_stats"])
+      (recon, mu, logvar), batch_stats = base.apply(net, params, state["batch_stats"], batch,
+                                                    eps, train=True)
       rec = _sse(batch, recon) / (2.0 * jnp.square(hp["sigma"]))
       kl = kl_divergence(mu, logvar)
-      return jnp.mean(rec + hp["beta"] * kl), (updates, rec.mean(), kl.mean())
+      return jnp.mean(rec + hp["beta"] * kl), (batch_stats, rec.mean(), kl.mean())
 
-    (loss_value, (updates, rec, kl)), grads = jax.value_and_grad(
+    (loss_value, (batch_stats, rec, kl)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state["params"])
     params, opt_state = base.adam_update(tx, grads, state["opt_state"], state["params"])
-    new_state = dict(state, step=state["step"] + 1,
-                     params=params,
-                     batch_stats=updates.get("batch_stats", state["batch_stats"]),
-                     opt_state=opt_state)
+    new_state = base.next_state(state, params=params, batch_stats=batch_stats,
+                                opt_state=opt_state)
     return new_state, {"loss": loss_value, "recon": rec, "kl": kl}
 
   def score(state, batch, key):
@@ -169,4 +134,12 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       outputs["map"] = losses.squared_error_map(x, recon)
     return outputs
 
-  return base.Method(init, train_step, score)
+  def select_encoder(state):
+    return {"params": state["params"], "batch_stats": state["batch_stats"]}
+
+  def apply_encoder(variables, x):
+    mu, _, feats = net.apply(variables, x, train=False, method=VAE.encode)
+    return mu, feats
+
+  return base.Method(init, train_step, score,
+                     features={"encoder": base.FeatureNet(select_encoder, apply_encoder)})

@@ -7,8 +7,7 @@ names it and parameter paths stay `<attribute>/...`.
 `EncoderDecoder` holds the fields the AE, VAE and GANomaly generator share.
 
 Both nets are called as `net(x, train)`. The encoder returns (output, features
-dict) either way; the decoder returns an image array (DCGAN) or (output,
-features dict) (MLP).
+dict) either way; the decoder returns the reconstruction array alone either way.
 """
 
 from typing import Any, Sequence
@@ -52,7 +51,7 @@ def decoder(input_shape: Sequence[int], base_features: int, mlp_widths: Sequence
   if len(input_shape) == 3:
     size, _, channels = input_shape
     return dcgan.Decoder(size, channels, base_features, dtype)
-  return mlp.MLP(tuple(mlp_widths), input_shape[0], dtype=dtype)
+  return mlp.MLP(tuple(mlp_widths), input_shape[0], dtype=dtype, return_features=False)
 
 
 class EncoderDecoder(nn.Module):
