@@ -161,7 +161,8 @@ def _same_program(a, b) -> bool:
       x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a[1], b[1]))
 
 
-def check_vmappable(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) -> None:
+def check_vmappable(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
+                    restore=None) -> None:
   """Raises ValueError naming any grid field that is more than a value in the state.
 
   For each axis, the method built at each of its values must give the state the
@@ -174,7 +175,7 @@ def check_vmappable(config: ml_collections.ConfigDict, input_shape: tuple[int, .
   batch = jax.ShapeDtypeStruct((2, *input_shape), jnp.float32)
 
   def signature(point):
-    method = methods.make(member_config(config, 0, point), input_shape)
+    method = methods.make(member_config(config, 0, point), input_shape, restore)
     state = jax.eval_shape(method.init, key, batch)
     shapes = jax.tree_util.tree_flatten_with_path(state)
     programs = {}
@@ -205,8 +206,10 @@ def check_vmappable(config: ml_collections.ConfigDict, input_shape: tuple[int, .
 
 
 def make(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
-         members: Members) -> base.Method:
+         members: Members, restore=None) -> base.Method:
   """The stacked method of an ensemble: every function vmapped over the member axis.
+
+  `restore` goes to `methods.make`.
 
   Returns:
     A Method whose
@@ -217,9 +220,10 @@ def make(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
         member scores the same batch;
       fit (closed-form methods): each member fitted on its own, host side.
   """
-  check_vmappable(config, input_shape)
+  check_vmappable(config, input_shape, restore)
   point_methods = [methods.make(member_config(config, members.seeds[g * members.num_seeds],
-                                              members.points[g * members.num_seeds]), input_shape)
+                                              members.points[g * members.num_seeds]),
+                                input_shape, restore)
                    for g in range(members.num_points)]
   first = point_methods[0]
   seeds_per_point = members.num_seeds

@@ -162,7 +162,7 @@ class Run(NamedTuple):
 
 
 def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None = None,
-          data_sha256: str | None = None) -> Run:
+          data_sha256: str | None = None, restore=None) -> Run:
   """The method (stacked for an ensemble), keys, mesh and checkpoint record of a run.
 
   Args:
@@ -172,6 +172,7 @@ def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None 
       whose split is smaller than `config.train.batch_size` inits on them all.
     data_sha256: a training run's `data_digest`, for the checkpoint record
       (`checkpoint_meta`).
+    restore: `workdir.restore`, for `methods.make` (a Gaussian on another run).
 
   Raises:
     ValueError: from `ensemble.plan` / `ensemble.make` (a bad seed or grid
@@ -180,10 +181,10 @@ def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None 
   input_shape = tuple(input_shape)
   members = ensemble.plan(config)
   if members is None:
-    method = methods.make(config, input_shape)
+    method = methods.make(config, input_shape, restore)
     keys = root_keys(config.seed)
   else:
-    method = ensemble.make(config, input_shape, members)
+    method = ensemble.make(config, input_shape, members, restore)
     # Member m's keys are those of the single run with its seed.
     keys = Keys(*(jnp.stack(k) for k in zip(*(root_keys(s) for s in members.seeds))))
   batch_size = config.train.batch_size

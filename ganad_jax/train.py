@@ -37,6 +37,7 @@ from ganad_jax import report
 from ganad_jax import reporting
 from ganad_jax import runner
 from ganad_jax import sharding
+from ganad_jax import workdir as workdir_lib
 
 
 def num_train_steps(config, num_examples: int) -> int:
@@ -174,7 +175,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
   t_start = time.perf_counter()
   num_train = len(splits.train.x)
   run = runner.build(config, splits.train.x.shape[1:], num_train,
-                     data_sha256=runner.data_digest(splits))
+                     data_sha256=runner.data_digest(splits), restore=workdir_lib.restore)
   if num_train < run.batch_size:
     raise ValueError(f"The training split has {num_train} normal samples, fewer "
                      f"than config.train.batch_size={run.batch_size}.")

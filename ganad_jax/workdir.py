@@ -150,7 +150,7 @@ def restore(workdir: str, input_shape, member: int | None = None,
   if config is None:
     config = load_config(workdir)
   input_shape = tuple(input_shape)
-  run = runner.build(config, input_shape)
+  run = runner.build(config, input_shape, restore=restore)
   members = run.members
   if members is None and member is not None:
     raise ValueError(f"member={member}: workdir {workdir!r} is a single run, not an ensemble "
@@ -174,7 +174,7 @@ def restore(workdir: str, input_shape, member: int | None = None,
     return Trained(config, run.method, state, step, run.keys.score, members, None)
   member = int(member)
   single = ensemble.member_config(config, members.seeds[member], members.points[member])
-  return Trained(single, methods.make(single, input_shape), ensemble.member_state(state, member),
+  return Trained(single, methods.make(single, input_shape, restore), ensemble.member_state(state, member),
                  step, runner.root_keys(members.seeds[member]).score, None, member)
 
 

@@ -18,6 +18,7 @@ from ganad_jax import configs
 from ganad_jax import latent_search
 from ganad_jax import methods
 from ganad_jax import runner
+from ganad_jax import workdir as workdir_lib
 from ganad_jax.methods import egbad
 from configs import test as test_config
 
@@ -251,7 +252,7 @@ def _gaussian_data(n_train=400, dim=5, seed=0):
 
 
 def _fit_and_score(config, train_x, x, shape):
-  m = methods.make(config, shape)
+  m = methods.make(config, shape, restore=workdir_lib.restore)
   assert m.train_step is None and m.fit is not None
   state = jax.jit(m.init)(jax.random.key(0), train_x[:4])
   score = jax.jit(m.score)
@@ -408,9 +409,9 @@ def test_methods_export_their_feature_nets(method, nets):
 
 
 def test_workdir_errors(tmp_path):
-  def make(workdir, net="encoder"):
+  def make(workdir, net="encoder", restore=workdir_lib.restore):
     return methods.make(_config("gaussian", gaussian__features="workdir", gaussian__workdir=workdir,
-                                gaussian__net=net), VECTOR)
+                                gaussian__net=net), VECTOR, restore=restore)
 
   with pytest.raises(ValueError, match="not a ganad_jax workdir"):
     make(str(tmp_path / "missing"))
@@ -418,12 +419,18 @@ def test_workdir_errors(tmp_path):
     make("")
   ae_dir = str(tmp_path / "ae_run")
   _write_workdir(ae_dir, _config("ae"), VECTOR)
-  with pytest.raises(ValueError, match="'ae' run has no such net; it has: encoder"):
-    make(ae_dir, net="discriminator")
+  with pytest.raises(ValueError, match="restore=ganad_jax.workdir.restore"):
+    make(ae_dir, restore=None)  # Built below the workdir layer, without its restore.
   with pytest.raises(ValueError, match="No checkpoint"):
     make(ae_dir)
+  ae = methods.make(_config("ae"), VECTOR)
+  _write_workdir(ae_dir, _config("ae"), VECTOR, ae.init(jax.random.key(0), jnp.zeros((2,) + VECTOR)))
+  with pytest.raises(ValueError, match="'ae' run has no such net; it has: encoder"):
+    make(ae_dir, net="discriminator")
   gaussian_dir = str(tmp_path / "gaussian_run")
-  _write_workdir(gaussian_dir, _config("gaussian"), VECTOR)
+  gaussian = methods.make(_config("gaussian"), VECTOR)
+  _write_workdir(gaussian_dir, _config("gaussian"), VECTOR,
+                 gaussian.init(jax.random.key(0), jnp.zeros((2,) + VECTOR)))
   with pytest.raises(ValueError, match="no feature nets"):
     make(gaussian_dir)
 

@@ -20,19 +20,6 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "ganad_jax"
 
-# The one cycle left, through a lazy import in methods/gaussian.py: the
-# Gaussian scorer's features='workdir' restores a trained run of any method
-# (workdir.restore -> train.build -> methods.make), and methods.make builds
-# the Gaussian scorer. Breaking it needs the workdir feature source passed to
-# the Gaussian method from above `methods` instead of imported by it. This
-# entry must go when that is done (the test fails if the cycle is gone and the
-# entry is not).
-KNOWN_CYCLES = (
-    frozenset({"ganad_jax.methods", "ganad_jax.methods.gaussian", "ganad_jax.workdir",
-               "ganad_jax.runner", "ganad_jax.ensemble"}),
-)
-
-
 def _modules() -> dict[str, str]:
   """{dotted module name: file path} of every module of the package."""
   out = {}
@@ -104,16 +91,14 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 def test_the_graph_is_read():
   graph = import_graph()
   assert "ganad_jax.configs.schema" in graph["ganad_jax.configs"]
-  assert "ganad_jax.workdir" in graph["ganad_jax.methods.gaussian"]  # A lazy import.
+  assert "ganad_jax.detector" in graph["ganad_jax"]  # A lazy import (in __getattr__).
 
 
-def test_no_import_cycle_but_the_known_one():
+def test_no_import_cycle():
   graph = import_graph()
-  cycles = strongly_connected(graph)
-  new = [sorted(c) for c in cycles if c not in KNOWN_CYCLES]
-  assert not new, "Import cycles: " + "; ".join(
-      ", ".join(f"{m} -> {sorted(graph[m] & set(c))}" for m in c) for c in new)
-  assert set(cycles) == set(KNOWN_CYCLES), "A known cycle is gone: remove it from KNOWN_CYCLES."
+  cycles = [sorted(c) for c in strongly_connected(graph)]
+  assert not cycles, "Import cycles: " + "; ".join(
+      ", ".join(f"{m} -> {sorted(graph[m] & set(c))}" for m in c) for c in cycles)
 
 
 def test_configs_import_only_ml_collections():

@@ -28,12 +28,21 @@ _REGISTRY = {
 NAMES = tuple(sorted(_REGISTRY))
 
 
-def make(config, input_shape: tuple[int, ...]) -> base.Method:
-  """Builds the method `config.method` for inputs of shape `input_shape` (no batch axis)."""
+def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
+  """Builds the method `config.method` for inputs of shape `input_shape` (no batch axis).
+
+  Args:
+    config: an experiment config.
+    input_shape: one example's shape, (H, W, C) or (F,).
+    restore: `ganad_jax.workdir.restore`, for a method built on another run's
+      nets (the Gaussian with features='workdir'). The layers above pass it
+      in, so that no method imports the workdir layer that imports methods.
+  """
   if config.method not in _REGISTRY:
     raise ValueError(f"Unknown method {config.method!r} (config.method); "
                      f"choose one of {', '.join(NAMES)}.")
-  method = _REGISTRY[config.method](config, tuple(input_shape))
+  extra = {"restore": restore} if config.method == "gaussian" else {}
+  method = _REGISTRY[config.method](config, tuple(input_shape), **extra)
   if not fast_conv.use_lowering(config.conv_lowering):
     return method
   lowered = lambda fn: None if fn is None else fast_conv.lowered(fn)

@@ -84,44 +84,40 @@ def _outputs_as_layers(out) -> dict:
   return {"output": out}
 
 
-def _workdir_source(cfg, input_shape):
+def _workdir_source(cfg, input_shape, restore):
   """(variables, layers_fn, None) of `cfg.net` of the trained run `cfg.workdir`.
 
   The net is one of the run's method's `features` (`base.FeatureNet`). An
   ensemble workdir's nets are those of member `cfg.member` (0 <= k < M),
   restored as the single run it equals; without it (-1) the run is refused.
+  `restore` is `ganad_jax.workdir.restore`, passed down by `methods.make`.
 
   Raises:
     ValueError: no or no trained workdir, an ensemble workdir without a valid
       `gaussian.member` (or a member given for a single run), a method
       without feature nets, an unknown net; each naming the field and value.
   """
-  # pylint: disable=g-import-not-at-top  # workdir -> train -> methods -> this module.
-  from ganad_jax import methods
-  from ganad_jax import workdir as workdir_lib
-  # pylint: enable=g-import-not-at-top
   if not cfg.workdir:
     raise ValueError("gaussian.features='workdir' needs gaussian.workdir (a trained run).")
+  if restore is None:
+    raise ValueError("gaussian.features='workdir' reads another run: build the method with "
+                     "methods.make(config, input_shape, restore=ganad_jax.workdir.restore).")
   member = None if cfg.member < 0 else int(cfg.member)
   try:
-    source = workdir_lib.load_config(cfg.workdir)
-  except FileNotFoundError as e:
-    raise ValueError(f"gaussian.workdir={cfg.workdir!r}: {e}") from None
-  nets = methods.make(source, tuple(input_shape)).features
-  if not nets:
-    raise ValueError(f"gaussian.workdir={cfg.workdir!r} is a {source.method!r} run, which has "
-                     "no feature nets for the Gaussian scorer (its method exports none in "
-                     "`Method.features`).")
-  if cfg.net not in nets:
-    raise ValueError(f"gaussian.net={cfg.net!r}: a {source.method!r} run has no such net; "
-                     f"it has: {', '.join(sorted(nets))}.")
-  try:
-    trained = workdir_lib.restore(cfg.workdir, tuple(input_shape), member=member, config=source,
-                                  pick_with="gaussian.member=k")
+    # A member's nets are built from its own config (its grid point's values).
+    trained = restore(cfg.workdir, tuple(input_shape), member=member,
+                      pick_with="gaussian.member=k")
   except (FileNotFoundError, ValueError) as e:
     raise ValueError(f"gaussian.workdir={cfg.workdir!r}: {e}") from None
-  # A member's nets are built from its own config (its grid point's values).
-  net = trained.method.features[cfg.net]
+  nets = trained.method.features
+  if not nets:
+    raise ValueError(f"gaussian.workdir={cfg.workdir!r} is a {trained.config.method!r} run, "
+                     "which has no feature nets for the Gaussian scorer (its method exports "
+                     "none in `Method.features`).")
+  if cfg.net not in nets:
+    raise ValueError(f"gaussian.net={cfg.net!r}: a {trained.config.method!r} run has no such "
+                     f"net; it has: {', '.join(sorted(nets))}.")
+  net = nets[cfg.net]
   variables = jax.device_get(net.select(trained.state))
   return variables, lambda v, x: _outputs_as_layers(net.apply(v, x)), None
 
@@ -237,8 +233,11 @@ def _distinct_names(layers: dict) -> list[str]:
   return names
 
 
-def make(config, input_shape: tuple[int, ...]) -> base.Method:
-  """Builds the Gaussian scorer for inputs of shape `input_shape` (no batch axis)."""
+def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
+  """Builds the Gaussian scorer for inputs of shape `input_shape` (no batch axis).
+
+  `restore` (`ganad_jax.workdir.restore`) is needed for features='workdir' only.
+  """
   cfg = config.gaussian
   input_shape = tuple(input_shape)
   if cfg.features not in FEATURES:
@@ -248,7 +247,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
   if cfg.features == "pixels":
     variables, layers_fn, capture_fn = _pixels_source()
   elif cfg.features == "workdir":
-    variables, layers_fn, capture_fn = _workdir_source(cfg, input_shape)
+    variables, layers_fn, capture_fn = _workdir_source(cfg, input_shape, restore)
   elif cfg.features == "pretrained":
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
       raise ValueError(f"gaussian.features='pretrained' needs images (H, W, 1 or 3); got inputs "
