@@ -39,9 +39,9 @@ from ganad_jax import latent_search
 from ganad_jax import losses
 from ganad_jax.methods import base
 from ganad_jax.models import dcgan
-from ganad_jax.models import fast_conv
 from ganad_jax.models import mlp
 from ganad_jax.models import patch
+from ganad_jax.xla_cpu import fast_conv
 
 
 class Networks:

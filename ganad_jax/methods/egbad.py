@@ -42,7 +42,7 @@ from ganad_jax import losses
 from ganad_jax.methods import base
 from ganad_jax.models import autoencoder
 from ganad_jax.models import bigan
-from ganad_jax.models import fast_conv
+from ganad_jax.xla_cpu import fast_conv
 
 
 def _apply(module, params, batch_stats, *args, train: bool):
