@@ -11,23 +11,25 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["ganad_jax", "ganad_jax.*"]),
     python_requires=">=3.10",
     install_requires=[
+        # The release lines the suite passes with (installed versions as lower
+        # bounds): JAX-ecosystem APIs move between 0.x minors, and runs repeat
+        # bit for bit only within one jax / jaxlib line.
         "absl-py",
-        "dm-pix",
-        "flax",
-        "jax",
+        "dm-pix>=0.4.5,<0.5",
+        "flax>=0.12.8,<0.13",
+        "jax>=0.10.2,<0.11",
         "matplotlib",
-        "ml-collections",
+        "ml-collections>=1.1.0,<2",
         "numpy",
-        "optax",
-        "orbax-checkpoint",
+        "optax>=0.2.8,<0.3",
+        "orbax-checkpoint>=0.12.8,<0.13",
         "pillow",
         "safetensors",
         "scikit-learn",
         "scipy",
         "tensorboardX",
-        "tensorflow-datasets",
+        "tensorflow-datasets>=4.9.10,<5",
         "threadpoolctl",
-        "tqdm",
     ],
     extras_require={
         "test": ["pytest", "hypothesis"],

@@ -35,7 +35,7 @@ from ganad_jax import methods
 from ganad_jax import pretrained
 from ganad_jax import reporting
 from ganad_jax.methods import backbone
-from ganad_jax.models import fast_conv
+from ganad_jax.xla_cpu import fast_conv
 
 FLAGS = flags.FLAGS
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,12 +1,15 @@
-"""Shared test setup: 8 CPU devices, so the sharding tests have a mesh to split over.
+"""Shared test setup: 8 CPU devices, and one XLA compilation cache for the session.
 
-Set before any test module initialises a JAX backend, through the environment
+The devices are set before any test module initialises a JAX backend, through the environment
 so that the subprocesses the tests start (experiments/*.py) get the same 8
 devices: XLA:CPU splits some convolutions into as many parallel tasks as its
 thread pool allows, which depends on the device count, so a run only repeats
 another bit for bit under the same count. Runs use one device unless their
 config asks for more (`config.mesh.devices`: auto is 1 on a single-process
 CPU), so the rest of the suite compiles and runs as it would with one device.
+The 8 are for the sharding tests, which need a mesh to split over.
+
+Subprocess and SIGKILL helpers for the script tests are in tests/harness.py.
 """
 
 import os
@@ -20,23 +23,30 @@ import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 jax.config.update("jax_num_cpu_devices", 8)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def shared_compilation_cache(tmp_path_factory):
-  """Compiles each init / step / score function once for the whole module, not once per run.
+  """One persistent XLA compilation cache for the whole session and its subprocesses.
 
-  For modules that start many tiny runs (`pytestmark = pytest.mark.usefixtures(...)`).
+  XLA:CPU compiles are the bulk of a tiny run, and most tests train or score
+  the same configs/test.py programs: a program compiled once (in any test, or
+  in a subprocess of a script test) is loaded from here afterwards, bit for bit
+  the executable a fresh compile gives. The cache starts empty each session.
 
-  XLA:CPU compiles are the bulk of a tiny run; later runs, in this process and in
-  the subprocesses of the kill-and-resume test, load the executables from here.
+  Yields:
+    The environment variables that give a subprocess (experiments/*.py) the
+    same cache: {"JAX_COMPILATION_CACHE_DIR": path, ...} (str -> str).
   """
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-  before = {name: getattr(jax.config, name) for name in names}
-  path = str(tmp_path_factory.mktemp("xla_cache"))
-  jax.config.update(names[0], path)
-  jax.config.update(names[1], 0)
+  settings = {
+      "jax_compilation_cache_dir": str(tmp_path_factory.mktemp("xla_cache")),
+      # Every program, however quick to compile or small: the tiny runs' are both.
+      "jax_persistent_cache_min_compile_time_secs": 0,
+      "jax_persistent_cache_min_entry_size_bytes": -1,
+  }
+  before = {name: getattr(jax.config, name) for name in settings}
+  for name, value in settings.items():
+    jax.config.update(name, value)
   xla_cache.reset_cache()
-  yield {name.upper(): str(value) for name, value in zip(names, (path, 0))}
+  yield {name.upper(): str(value) for name, value in settings.items()}
   for name, value in before.items():
     jax.config.update(name, value)
   xla_cache.reset_cache()
-

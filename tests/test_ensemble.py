@@ -9,10 +9,6 @@ result; early stopping is per member. Runs use configs/test.py sizes.
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import jax
 import numpy as np
@@ -25,15 +21,11 @@ from ganad_jax import sweep
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
+import harness
 # Reused from the single-run reliability tests.
 from test_reliability import _assert_same_state
 from test_reliability import _results
 from test_reliability import _steps
-
-# Many tiny runs, in this process and in subprocesses: compile each function once.
-pytestmark = pytest.mark.usefixtures("shared_compilation_cache")
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(method, steps=3, seeds=(), grid=(), **overrides):
@@ -164,9 +156,9 @@ OVERRIDES = {"train.num_steps": NUM_STEPS, "train.checkpoint_every": EVERY,
 
 def _command(workdir):
   """The CLI run of `_ensemble_config()` (the same config: results.json records it)."""
-  return [sys.executable, "experiments/train.py", "--config=configs/test.py",
-          f"--workdir={workdir}", "--config.anogan.search.steps=3",
-          *(f"--config.{k}={v}" for k, v in OVERRIDES.items())]
+  return harness.script("train.py", "--config=configs/test.py", f"--workdir={workdir}",
+                        "--config.anogan.search.steps=3",
+                        *(f"--config.{k}={v}" for k, v in OVERRIDES.items()))
 
 
 def _ensemble_config(**overrides):
@@ -221,31 +213,13 @@ def test_sigkill_an_ensemble_then_rerun_matches_uninterrupted_run(uninterrupted,
   uninterrupted, _ = uninterrupted
   workdir = str(tmp_path / "killed")
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  env = dict(os.environ, PYTHONPATH=REPO, **shared_compilation_cache)
-  killed = False
-  with open(tmp_path / "killed.log", "w", encoding="utf-8") as log:
-    proc = subprocess.Popen(_command(workdir), cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-      deadline = time.monotonic() + 120
-      while time.monotonic() < deadline and proc.poll() is None:
-        names = os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []
-        done = [int(n) for n in names if n.isdigit()]
-        if done and max(done) >= EVERY and any("tmp" in n for n in names):
-          os.kill(proc.pid, signal.SIGKILL)  # Mid-grid, while a later checkpoint is written.
-          killed = True
-          break
-        time.sleep(0.002)
-    finally:
-      if proc.poll() is None and not killed:
-        proc.kill()
-      proc.wait()
-  assert killed, (tmp_path / "killed.log").read_text()[-3000:]
-  assert proc.returncode == -signal.SIGKILL
+  env = harness.script_env(shared_compilation_cache)
+  # Mid-grid, while a later checkpoint is written.
+  harness.kill_when(_command(workdir), env, tmp_path / "killed.log",
+                    lambda: harness.checkpoint_in_flight(ckpt_dir, EVERY))
   killed_at = _steps(workdir)[-1]
   assert EVERY <= killed_at < NUM_STEPS
-  rerun = subprocess.run(_command(workdir), cwd=REPO, env=env, capture_output=True, text=True,
-                         check=False)
+  rerun = harness.run(_command(workdir), env)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert f"at step {killed_at}." in rerun.stderr
   assert "optim.lr=0.01 | 0,1 |" in rerun.stdout  # The table is printed.

@@ -1,4 +1,4 @@
-"""Tests of `models.fast_conv`: its convolutions equal the flax modules' (search and lowering)."""
+"""Tests of `xla_cpu.fast_conv`: its convolutions equal the flax modules' (search and lowering)."""
 
 import flax.linen as nn
 import jax
@@ -10,7 +10,7 @@ from ganad_jax import configs
 from ganad_jax import latent_search
 from ganad_jax import methods
 from ganad_jax.methods import anogan
-from ganad_jax.models import fast_conv
+from ganad_jax.xla_cpu import fast_conv
 
 NZ = 8
 

@@ -18,11 +18,7 @@ import json
 import logging
 import os
 import shutil
-import signal
 import struct
-import subprocess
-import sys
-import time
 import traceback
 
 import jax
@@ -40,11 +36,8 @@ from ganad_jax import runner
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
+import harness
 
-# Many tiny runs, in this process and in subprocesses: compile each function once.
-pytestmark = pytest.mark.usefixtures("shared_compilation_cache")
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS, EVERY = 20, 5  # Checkpoints at 1 (Orbax saves the first step), 5, 10, 15, 20.
 OVERRIDES = {"train.num_steps": NUM_STEPS, "train.checkpoint_every": EVERY}
 SHAPE = (16, 16, 1)
@@ -102,8 +95,8 @@ def copy_of(tmp_path):
 
 
 def _train_command(workdir):
-  return [sys.executable, "experiments/train.py", "--config=configs/test.py",
-          f"--workdir={workdir}", *(f"--config.{k}={v}" for k, v in OVERRIDES.items())]
+  return harness.script("train.py", "--config=configs/test.py", f"--workdir={workdir}",
+                        *(f"--config.{k}={v}" for k, v in OVERRIDES.items()))
 
 
 def test_sigkill_then_rerun_matches_uninterrupted_run(uninterrupted, tmp_path,
@@ -111,37 +104,15 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(uninterrupted, tmp_path,
   """SIGKILL in the middle of a checkpoint save, rerun the same command: same params and metrics."""
   workdir = str(tmp_path / "killed")
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  env = dict(os.environ, PYTHONPATH=REPO, **shared_compilation_cache)
-  log_path = tmp_path / "killed.log"
-  killed_during = None
-  with open(log_path, "w", encoding="utf-8") as log:  # A file: a full pipe would stall the run.
-    proc = subprocess.Popen(_train_command(workdir), cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-      deadline = time.monotonic() + 120
-      while time.monotonic() < deadline and proc.poll() is None:
-        names = os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []
-        done = [int(n) for n in names if n.isdigit()]
-        pending = [n for n in names if "orbax-checkpoint-tmp" in n]
-        # Kill while the save after the step-EVERY checkpoint is being written.
-        if pending and done and max(done) >= EVERY:
-          os.kill(proc.pid, signal.SIGKILL)
-          killed_during = pending[0]
-          break
-        time.sleep(0.002)
-    finally:
-      if proc.poll() is None and killed_during is None:
-        proc.kill()
-      proc.wait()
-  assert killed_during is not None, (
-      f"the run ended before it could be killed:\n{log_path.read_text()[-3000:]}")
-  assert proc.returncode == -signal.SIGKILL
+  env = harness.script_env(shared_compilation_cache)
+  # Kill while the save after the step-EVERY checkpoint is being written.
+  killed_during = harness.kill_when(_train_command(workdir), env, tmp_path / "killed.log",
+                                    lambda: harness.checkpoint_in_flight(ckpt_dir, EVERY))
   assert not os.path.exists(os.path.join(workdir, "results.json"))
   killed_at = _steps(workdir)[-1]  # The newest complete checkpoint; the one in flight is not.
   assert EVERY <= killed_at < NUM_STEPS, (killed_at, killed_during)
 
-  rerun = subprocess.run(_train_command(workdir), cwd=REPO, env=env, capture_output=True,
-                         text=True, check=False)
+  rerun = harness.run(_train_command(workdir), env)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert f"at step {killed_at}." in rerun.stderr  # "Resumed from ... at step N."
   assert _steps(workdir) == _steps(uninterrupted)
@@ -153,43 +124,30 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(uninterrupted, tmp_path,
 
 
 def _evaluate_command(workdir, scores_out, *flags):
-  return [sys.executable, "experiments/evaluate.py", f"--workdir={workdir}", "--split=test",
-          f"--scores_out={scores_out}", *flags]
+  return harness.script("evaluate.py", f"--workdir={workdir}", "--split=test",
+                        f"--scores_out={scores_out}", *flags)
 
 
 def test_killed_latent_search_resumes_from_finished_batches(tmp_path, shared_compilation_cache):
   """SIGKILL an AnoGAN evaluation after some batches: the rerun reuses them, same scores."""
   workdir = str(tmp_path / "anogan")
   config = _config("anogan", **{"train.num_steps": 2, "eval.batch_size": 8,
-                                "anogan.search.steps": 100})
+                                "anogan.search.steps": 30})
   train.train(config, workdir, data.load(config.data, config.seed))  # Checkpoint, no scoring.
-  env = dict(os.environ, PYTHONPATH=REPO, **shared_compilation_cache)
+  env = harness.script_env(shared_compilation_cache)
   reference = tmp_path / "reference.npz"
-  subprocess.run(_evaluate_command(workdir, reference, "--nocache"), cwd=REPO, env=env,
-                 check=True, capture_output=True)
+  harness.run(_evaluate_command(workdir, reference, "--nocache"), env, check=True)
 
   cache = os.path.join(workdir, "score_cache", "test")
-  proc = subprocess.Popen(_evaluate_command(workdir, tmp_path / "resumed.npz"), cwd=REPO,
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  try:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-      if len(glob.glob(os.path.join(cache, "batch_*.npz"))) >= 2:
-        os.kill(proc.pid, signal.SIGKILL)
-        break
-      time.sleep(0.002)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-    proc.wait()
-  assert proc.returncode == -signal.SIGKILL, "the evaluation ended before it could be killed"
+  harness.kill_when(_evaluate_command(workdir, tmp_path / "resumed.npz"), env,
+                    tmp_path / "killed.log",
+                    lambda: len(glob.glob(os.path.join(cache, "batch_*.npz"))) >= 2)
   finished = {p: os.stat(p).st_mtime_ns for p in glob.glob(os.path.join(cache, "batch_*.npz"))}
   with np.load(reference) as ref:
     num_batches = -(-len(ref["score"]) // 8)
   assert 2 <= len(finished) < num_batches
 
-  subprocess.run(_evaluate_command(workdir, tmp_path / "resumed.npz"), cwd=REPO, env=env,
-                 check=True, capture_output=True)
+  harness.run(_evaluate_command(workdir, tmp_path / "resumed.npz"), env, check=True)
   assert {p: os.stat(p).st_mtime_ns for p in finished} == finished  # Reused, not recomputed.
   with np.load(reference) as ref, np.load(tmp_path / "resumed.npz") as got:
     assert set(ref.files) == set(got.files)

@@ -32,8 +32,6 @@ from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
 
-pytestmark = pytest.mark.usefixtures("shared_compilation_cache")
-
 SHAPE = (16, 16, 1)
 
 

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,9 +15,7 @@ from ganad_jax import methods
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
+import harness
 
 def _changed(before, after):
   return jax.tree.map(lambda a, b: bool(jnp.any(a != b)), before, after)
@@ -136,24 +132,21 @@ def test_unknown_config_field_is_named(tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
 
 
-def test_scripts_train_then_evaluate(tmp_path):
+def test_scripts_train_then_evaluate(tmp_path, shared_compilation_cache):
   workdir = str(tmp_path / "run")
-  env = dict(os.environ, PYTHONPATH=REPO)
-  subprocess.run([sys.executable, "experiments/train.py", "--config=configs/test.py:method=ssim_ae",
-                  f"--workdir={workdir}", "--config.train.num_steps=2"],
-                 cwd=REPO, env=env, check=True, capture_output=True)
-  subprocess.run([sys.executable, "experiments/evaluate.py", f"--workdir={workdir}",
-                  "--split=test", f"--json_out={tmp_path}/eval.json"],
-                 cwd=REPO, env=env, check=True, capture_output=True, text=True)
+  env = harness.script_env(shared_compilation_cache)
+  harness.run(harness.script("train.py", "--config=configs/test.py:method=ssim_ae",
+                             f"--workdir={workdir}", "--config.train.num_steps=2"), env, check=True)
+  harness.run(harness.script("evaluate.py", f"--workdir={workdir}", "--split=test",
+                             f"--json_out={tmp_path}/eval.json"), env, check=True)
   with open(tmp_path / "eval.json") as f:
     evaluated = json.load(f)
   with open(os.path.join(workdir, "results.json")) as f:
     trained = json.load(f)
   assert evaluated["checkpoint_step"] == 2
   assert evaluated["metrics"] == trained["metrics"]
-  bad = subprocess.run([sys.executable, "experiments/train.py", "--config=configs/test.py",
-                        f"--workdir={workdir}", "--config.train.num_stepz=2"],
-                       cwd=REPO, env=env, capture_output=True, text=True)
+  bad = harness.run(harness.script("train.py", "--config=configs/test.py", f"--workdir={workdir}",
+                                   "--config.train.num_stepz=2"), env)
   assert bad.returncode != 0 and "num_stepz" in bad.stderr
 
 

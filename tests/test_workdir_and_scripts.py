@@ -9,7 +9,6 @@ one-line refusal naming the workdir and its number of members.
 """
 
 import json
-import os
 import subprocess
 import sys
 
@@ -25,18 +24,10 @@ from ganad_jax import methods
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
-
-pytestmark = pytest.mark.usefixtures("shared_compilation_cache")
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _env(cache):
-  return dict(os.environ, PYTHONPATH=REPO, **cache)
-
+import harness
 
 def _start(args, env):
-  return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, text=True,
+  return subprocess.Popen([sys.executable, *args], cwd=harness.REPO, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -63,7 +54,7 @@ def refused(tmp_path_factory, shared_compilation_cache):
   bad_config.write_text(
       "from configs import test\n\n\ndef get_config():\n"
       "  config = test.get_config()\n  config.train.num_stepz = 3\n  return config\n")
-  env = _env(shared_compilation_cache)
+  env = harness.script_env(shared_compilation_cache)
   train_py = ["experiments/train.py", "--config=configs/test.py"]
   cases = {
       "image_size": train_py + ["--config.data.image_size=39", f"--workdir={tmp}/a"],
@@ -126,7 +117,7 @@ def test_a_bug_keeps_its_traceback(tmp_path):
   script.write_text("import numpy as np\nfrom ganad_jax import cli\n\n\ndef main(argv):\n"
                     "  np.concatenate([np.zeros(2), np.zeros((2, 2))])\n\n\n"
                     "cli.run_main(main)\n")
-  proc = subprocess.run([sys.executable, str(script)], cwd=REPO, env=_env({}),
+  proc = subprocess.run([sys.executable, str(script)], cwd=harness.REPO, env=harness.script_env(),
                         capture_output=True, text=True, timeout=120)
   assert proc.returncode == 1
   assert "Traceback" in proc.stderr and "np.concatenate" in proc.stderr
@@ -153,7 +144,7 @@ def ensemble_workdir(tmp_path_factory):
 def test_evaluate_reports_every_member_and_member_k(ensemble_workdir, tmp_path,
                                                     shared_compilation_cache):
   workdir, results = ensemble_workdir
-  env = _env(shared_compilation_cache)
+  env = harness.script_env(shared_compilation_cache)
   procs = [_start(["experiments/evaluate.py", f"--workdir={workdir}", "--nocache",
                    f"--scores_out={tmp_path}/scores.npz"], env),
            _start(["experiments/evaluate.py", f"--workdir={workdir}", "--member=3",

@@ -26,7 +26,7 @@ def base_config() -> ml_collections.ConfigDict:
     compute_dtype: the dtype the networks compute in; parameters and
       optimiser states stay float32.
     conv_lowering: "auto": convolutions in the forms XLA:CPU differentiates
-      fastest (models/fast_conv.py) on CPU, XLA's own elsewhere; "cpu" or
+      fastest (xla_cpu/fast_conv.py) on CPU, XLA's own elsewhere; "cpu" or
       "xla" force one. Changes speed and float32 summation order, never the
       model.
   """

@@ -11,7 +11,7 @@ from ganad_jax.methods import padim
 from ganad_jax.methods import vae
 from ganad_jax.methods import ganomaly
 from ganad_jax.methods import skip_ganomaly
-from ganad_jax.models import fast_conv
+from ganad_jax.xla_cpu import fast_conv
 
 _REGISTRY = {
     "ae": functools.partial(ae.make, loss="l2"),

@@ -25,8 +25,8 @@ import ml_collections
 
 from ganad_jax import losses
 from ganad_jax.methods import base
-from ganad_jax.models import fast_conv
 from ganad_jax.models import patch
+from ganad_jax.xla_cpu import fast_conv
 
 FEATURE_LAYER = "penultimate"  # The references' f_D: D without its last conv.
 
