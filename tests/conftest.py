@@ -101,6 +101,13 @@ def ensemble_workdir(tmp_path_factory):
   return workdir, results
 
 
+@pytest.fixture(scope="session")
+def ae_ensemble_run(tmp_path_factory):
+  """(workdir, results) of `helpers.ae_ensemble_config()`, never interrupted."""
+  workdir = str(tmp_path_factory.mktemp("uninterrupted"))
+  return workdir, train.train_and_evaluate(helpers.ae_ensemble_config(), workdir)
+
+
 @pytest.fixture
 def copy_of(tmp_path):
   """copy(workdir, name="copy") -> a copy of `workdir` at tmp_path / name."""

@@ -1,8 +1,9 @@
 """What several test files share: tiny configs and runs, data checks, tiny method states, figure data.
 
 Sections: runs of configs/test.py and what is read back from their workdirs;
-data configs and the invariants of every `Splits`; the tiny EGBAD / VAE /
-Gaussian and GANomaly / Skip-GANomaly states of tests/methods; stage-by-stage
+ensemble configs; data configs and the invariants of every `Splits`; the tiny EGBAD / VAE /
+Gaussian and GANomaly / Skip-GANomaly states of tests/methods; configs and
+images for the pretrained backbones; stage-by-stage
 comparisons of the backbones with PyTorch; scores and a masked split for the
 figure and report tests. Fixtures (runs trained once a session, the random
 backbone weights) are in tests/conftest.py; subprocesses in tests/harness.py.
@@ -81,6 +82,33 @@ def snapshot(workdir):
       with open(path, "rb") as f:
         out[os.path.relpath(path, workdir)] = f.read()
   return out
+
+
+# ------------------------------------------------------------- ensembles ---
+
+# The AE ensemble of `ae_ensemble_config` (tests/conftest.py's `ae_ensemble_run`).
+ENSEMBLE_STEPS, ENSEMBLE_EVERY = 20, 5
+ENSEMBLE_GRID = (("optim.lr", (0.05, 0.01)),)
+# lr 0.05 makes the validation score rise again early, so member 0's patience
+# runs out while other members go on.
+ENSEMBLE_OVERRIDES = {"train.num_steps": ENSEMBLE_STEPS, "train.checkpoint_every": ENSEMBLE_EVERY,
+                      "train.early_stopping.eval_every": 2, "train.early_stopping.patience": 1,
+                      "ensemble.seeds": (0, 1), "ensemble.grid": ENSEMBLE_GRID}
+
+
+def ensemble_run_config(method, steps=3, seeds=(), grid=(), **overrides):
+  """configs/test.py for `method`, `steps` steps, ensemble `seeds` x `grid`, and `overrides`."""
+  config = test_config.get_config(f"method={method}")
+  config.train.num_steps = steps
+  config.anogan.search.steps = 3
+  config.ensemble.seeds, config.ensemble.grid = seeds, grid
+  config.update_from_flattened_dict(overrides)
+  return config
+
+
+def ae_ensemble_config(**overrides):
+  """The AE ensemble: 2 seeds x 2 learning rates, ENSEMBLE_STEPS steps, early stopping."""
+  return ensemble_run_config("ae", steps=ENSEMBLE_STEPS, **{**ENSEMBLE_OVERRIDES, **overrides})
 
 
 # ------------------------------------------------------------------- data ---
@@ -238,6 +266,31 @@ def kernels_changed(before, after):
       lambda a, b: bool(jnp.any(a != b)), before, after))[0]
   kernels = [v for path, v in flat if "kernel" in jax.tree_util.keystr(path)]
   return bool(kernels) and all(kernels)
+
+
+# ------------------------------------------------- pretrained backbones ---
+
+PRETRAINED_SHAPE = (32, 32, 1)
+
+
+def pretrained_config(method, weights, name="efficientnet-lite0", **updates):
+  """A `method` config on the `weights` fixture's backbone `name` at a 32 x 32 input."""
+  config = configs.base_config()
+  config.method = method
+  config.pretrained.backbone = name
+  config.pretrained.weights = weights[name]
+  config.pretrained.input_size = 32
+  config.pretrained.cache_dir = ""
+  config.eval.batch_size = 16
+  config.update_from_flattened_dict(updates)
+  return config
+
+
+def smooth_images(n, seed=0):
+  """Smooth random images in [-1, 1]: normal data with structure, not white noise."""
+  rng = np.random.default_rng(seed)
+  base = rng.normal(size=(n, 8, 8, 1))
+  return np.tanh(np.kron(base, np.ones((1, 4, 4, 1)))).astype(np.float32)
 
 
 # ------------------------------------------------------------------- nets ---
