@@ -1,4 +1,4 @@
-"""What several test files share: tiny configs and runs, data checks, tiny method states, figure data.
+"""What several test files share: tiny configs and runs, data checks, method states, figure data.
 
 Sections: runs of configs/test.py and what is read back from their workdirs;
 ensemble configs; data configs and the invariants of every `Splits`; the tiny EGBAD / VAE /

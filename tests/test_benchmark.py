@@ -35,9 +35,9 @@ def test_benchmark_reuses_a_run_that_differs_in_result_neutral_fields(trained, t
   shutil.copytree(trained, benchmark.run_dir(root, "ae", "0", 0))
   monkeypatch.setattr(train, "train_and_evaluate",
                       lambda c, w: pytest.fail(f"retrained {w} instead of reusing it"))
-  neutral = helpers.tiny_config(**{"train.log_every": 1, "train.checkpoint_every": 2, "mesh.devices": 1,
-                       "eval.batch_size": 32, "conv_lowering": "xla",
-                       "ensemble.batching": "unroll"})
+  neutral = helpers.tiny_config(**{"train.log_every": 1, "train.checkpoint_every": 2,
+                                   "mesh.devices": 1, "eval.batch_size": 32,
+                                   "conv_lowering": "xla", "ensemble.batching": "unroll"})
   rows = benchmark.run_grid(neutral, ["ae"], [0], [0], root)
   assert rows[0]["metrics"] == helpers.read_results(trained)["metrics"]["score"]
 
@@ -49,8 +49,9 @@ def test_benchmark_refuses_a_length_or_threshold_change(trained, tmp_path):
   with pytest.raises(workdir_lib.IncompatibleResultsError,
                      match=r"computed with eval\.threshold_quantile=0\.95, train\.num_steps=6; "
                      r"this run has eval\.threshold_quantile=0\.9, train\.num_steps=9\."):
-    benchmark.run_grid(helpers.tiny_config(**{"train.num_steps": 9, "eval.threshold_quantile": 0.9}),
-                       ["ae"], [0], [0], root)
+    benchmark.run_grid(
+        helpers.tiny_config(**{"train.num_steps": 9, "eval.threshold_quantile": 0.9}),
+        ["ae"], [0], [0], root)
 
 
 def test_benchmark_overwrite_reruns_a_run_of_another_config(trained, tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of `checkpoints`: a resume only of the run that wrote the checkpoint, corrupt and killed saves."""
+"""Tests of `checkpoints`: resumed only by the run that wrote them; corrupt and killed saves."""
 
 import glob
 import logging
@@ -30,10 +30,12 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(long_run, tmp_path,
   ckpt_dir = os.path.join(workdir, "checkpoints")
   env = harness.script_env(shared_compilation_cache)
   # Kill while the save after the step-EVERY checkpoint is being written.
-  killed_during = harness.kill_when(_train_command(workdir), env, tmp_path / "killed.log",
-                                    lambda: harness.checkpoint_in_flight(ckpt_dir, helpers.LONG_EVERY))
+  killed_during = harness.kill_when(
+      _train_command(workdir), env, tmp_path / "killed.log",
+      lambda: harness.checkpoint_in_flight(ckpt_dir, helpers.LONG_EVERY))
   assert not os.path.exists(os.path.join(workdir, "results.json"))
-  killed_at = helpers.checkpoint_steps(workdir)[-1]  # The newest complete checkpoint; the one in flight is not.
+  # The newest complete checkpoint; the one in flight is not.
+  killed_at = helpers.checkpoint_steps(workdir)[-1]
   assert helpers.LONG_EVERY <= killed_at < helpers.LONG_STEPS, (killed_at, killed_during)
 
   rerun = harness.run(_train_command(workdir), env)
@@ -44,7 +46,8 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(long_run, tmp_path,
   step_b, state_b = helpers.restore(workdir)
   assert step_a == step_b == helpers.LONG_STEPS
   helpers.assert_same_state(state_a, state_b)  # Bitwise: params, batch stats, optimiser state.
-  assert helpers.results_without_wall_time(workdir) == helpers.results_without_wall_time(long_run)  # Metrics, thresholds, train loss, data.
+  # Metrics, thresholds, train loss, data.
+  assert helpers.results_without_wall_time(workdir) == helpers.results_without_wall_time(long_run)
 
 
 def _flip_middle_bytes(path):
@@ -92,10 +95,12 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(long_run, copy
   infos = [r.getMessage() for r in caplog.records]
   previous = os.path.join(workdir, "checkpoints", str(helpers.LONG_STEPS - helpers.LONG_EVERY))
   assert any(m.startswith(f"Resuming from older checkpoint {previous}:") for m in infos), infos
-  assert any(m.endswith(f"at step {helpers.LONG_STEPS - helpers.LONG_EVERY}.") for m in infos), infos
+  previous_step = helpers.LONG_STEPS - helpers.LONG_EVERY
+  assert any(m.endswith(f"at step {previous_step}.") for m in infos), infos
   # The bad checkpoint is kept aside for inspection, the run finished and re-saved the step.
   assert glob.glob(latest + ".corrupt*")
-  assert helpers.checkpoint_steps(workdir) == [helpers.LONG_STEPS - helpers.LONG_EVERY, helpers.LONG_STEPS]
+  assert helpers.checkpoint_steps(workdir) == [helpers.LONG_STEPS - helpers.LONG_EVERY,
+                                               helpers.LONG_STEPS]
   helpers.assert_same_state(helpers.restore(long_run)[1], helpers.restore(workdir)[1])
   assert helpers.results_without_wall_time(workdir) == helpers.results_without_wall_time(long_run)
 

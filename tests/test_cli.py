@@ -1,4 +1,4 @@
-"""Tests of `cli.run_main`: a refused input is one line without traceback; a bug keeps its traceback."""
+"""Tests of `cli.run_main`: a refused input is one line, no traceback; a bug keeps its traceback."""
 
 import subprocess
 import sys

@@ -70,8 +70,8 @@ def test_grid_and_seeds_are_validated_by_name(method, seeds, grid, match):
 
 
 def test_members_are_points_times_seeds():
-  config = helpers.ensemble_run_config("ganomaly", seeds=(3, 1),
-                                       grid=(("ganomaly.w_con", (1, 10)), ("optim.lr", (1e-3, 2e-3))))
+  config = helpers.ensemble_run_config(
+      "ganomaly", seeds=(3, 1), grid=(("ganomaly.w_con", (1, 10)), ("optim.lr", (1e-3, 2e-3))))
   members = ensemble.plan(config)
   assert members.size == 8 and members.num_points == 4 and members.num_seeds == 2
   assert members.seeds == (3, 1) * 4

@@ -1,4 +1,4 @@
-"""Tests of `evaluation`: scoring a split (non-finite refusals, the resumable score cache) and per-kind metrics."""
+"""Tests of `evaluation`: non-finite scores refused, the resumable score cache, per-kind metrics."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_killed_latent_search_resumes_from_finished_batches(tmp_path, shared_com
   """SIGKILL an AnoGAN evaluation after some batches: the rerun reuses them, same scores."""
   workdir = str(tmp_path / "anogan")
   config = helpers.long_config("anogan", **{"train.num_steps": 2, "eval.batch_size": 8,
-                                "anogan.search.steps": 30})
+                                            "anogan.search.steps": 30})
   train.train(config, workdir, data.load(config.data, config.seed))  # Checkpoint, no scoring.
   env = harness.script_env(shared_compilation_cache)
   reference = tmp_path / "reference.npz"

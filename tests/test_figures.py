@@ -1,4 +1,4 @@
-"""Tests of `figures`: curves match scikit-learn, maps align with masks, grids, t-SNE, latent walks."""
+"""Tests of `figures`: curves match scikit-learn, maps align with masks, grids, t-SNE, walks."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Tests of `pretrained`: weight files (safetensors, .pth), key names, the cache and one-line errors."""
+"""Tests of `pretrained`: weight files (safetensors, .pth), key names, cache, one-line errors."""
 
 import pathlib
 

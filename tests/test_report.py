@@ -84,6 +84,7 @@ def test_benchmark_overlays_from_run_dirs(tmp_path):
   (root / "ae" / "4" / "seed0").mkdir(parents=True)  # A run without scores: skipped.
   assert report.benchmark_figures(str(root)) == ["figures/roc_3.png"]
   assert os.path.exists(root / "figures" / "roc_3.png")
-  result = subprocess.run([sys.executable, os.path.join(harness.REPO, "experiments", "plot_benchmark.py"),
-                           f"--root={root}"], capture_output=True, text=True, check=True)
+  result = subprocess.run(
+      [sys.executable, os.path.join(harness.REPO, "experiments", "plot_benchmark.py"),
+       f"--root={root}"], capture_output=True, text=True, check=True)
   assert "![figures/roc_3.png](figures/roc_3.png)" in result.stdout

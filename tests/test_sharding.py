@@ -4,7 +4,8 @@ Level 4 transform equivalences: a training run whose batches are split over 8
 devices (training set sharded by rows) equals the 1-device run, and a latent
 search whose samples are split over the devices equals the unsharded one, to
 float32 tolerance. The sharded ensemble (members and data axes together) is in
-tests/test_ensemble.py, beside the run it is compared with.
+tests/test_ensemble.py, beside the run it is compared with; bfloat16 compute in
+tests/methods/test_base.py.
 """
 
 import jax

@@ -1,4 +1,4 @@
-"""Tests of `sweep`: settings merged into one table, finished ones reused only for the same config."""
+"""Tests of `sweep`: settings merged into one table; a finished one reused only if the same."""
 
 import os
 import shutil
@@ -39,7 +39,8 @@ def test_sweep_refuses_a_finished_setting_of_another_config(trained, tmp_path, m
   root = str(tmp_path / "sweep")
   axes = [("train.num_steps", (6,))]
   shutil.copytree(trained, os.path.join(root, sweep.label(sweep.settings(axes)[0])))
-  assert sweep.run(helpers.tiny_config(), axes, root)[0]["setting"] == "train.num_steps=6"  # Reused.
+  # Reused.
+  assert sweep.run(helpers.tiny_config(), axes, root)[0]["setting"] == "train.num_steps=6"
   monkeypatch.setattr(train, "train_and_evaluate", lambda c, w: pytest.fail("trained"))
   with pytest.raises(workdir_lib.IncompatibleResultsError,
                      match=r"computed with data\.max_per_class=20; this run has "

@@ -1,4 +1,4 @@
-"""Tests of `train`: the loop end to end, resume, determinism, and the inputs it refuses before training."""
+"""Tests of `train`: the loop end to end, resume, determinism, inputs refused before training."""
 
 import csv
 import gzip
@@ -131,7 +131,8 @@ def test_resumed_at_final_checkpoint_writes_the_same_results(ensemble, tmp_path,
                   "pretrained.weights": ""}),
     ("padim", {"padim.channels": 16}),
 ])
-def test_closed_form_methods_train_and_evaluate_end_to_end(backbone_weights, tmp_path, method, overrides):
+def test_closed_form_methods_train_and_evaluate_end_to_end(backbone_weights, tmp_path, method,
+                                                           overrides):
   """fit through the trainer (finite-state check, checkpoint, results), then a resume reads it."""
   config = test_config.get_config(f"method={method}")
   config.pretrained.backbone = "efficientnet-lite0"
@@ -179,8 +180,8 @@ def _csv(path, header, rows=40):
 
 
 def _folder_config(root, **overrides):
-  return helpers.long_config(**{"data.source": "folder", "data.protocol": "folder", "data.path": root,
-                    "data.val_fraction": 0.3, **overrides})
+  return helpers.long_config(**{"data.source": "folder", "data.protocol": "folder",
+                                "data.path": root, "data.val_fraction": 0.3, **overrides})
 
 
 def _idx_without_class_3(folder):
@@ -225,13 +226,14 @@ def _mask_wrong_size(tmp, trained):
 
 def _no_label_column(tmp, trained):
   path = _csv(os.path.join(tmp, "t.csv"), ["a", "b", "kind"])
-  return helpers.long_config(**{"data.source": "tabular", "data.path": path}), os.path.join(tmp, "run")
+  return (helpers.long_config(**{"data.source": "tabular", "data.path": path}),
+          os.path.join(tmp, "run"))
 
 
 def _empty_normal_class(tmp, trained):
   folder = _idx_without_class_3(tmp)
   return helpers.long_config(**{"data.source": "idx", "data.path": folder, "data.class_index": 3,
-                    "data.protocol": "normal_class"}), os.path.join(tmp, "run")
+                                "data.protocol": "normal_class"}), os.path.join(tmp, "run")
 
 
 def _image_size(size):
@@ -299,8 +301,8 @@ BAD_INPUT = {
             "data.source": "tabular", "data.path": _csv(os.path.join(tmp, "t.csv"),
                                                         ["a", "b", "label"])}), tmp),
         ValueError, r"^ssim_ae needs images \(N, H, W, C\); got vectors of shape \(\d+,\)"),
-    "unknown_method": (lambda tmp, trained: (helpers.long_config(method="anogann"), tmp), ValueError,
-                       r"^Unknown method 'anogann' \(config\.method\); choose one of "),
+    "unknown_method": (lambda tmp, trained: (helpers.long_config(method="anogann"), tmp),
+                       ValueError, r"^Unknown method 'anogann' \(config\.method\); choose one of "),
     "batch_larger_than_train_split": (
         lambda tmp, trained: (helpers.long_config(**{"train.batch_size": 4096}), tmp), ValueError,
         r"^The training split has \d+ normal samples, fewer than config\.train\.batch_size=4096"),

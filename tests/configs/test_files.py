@@ -1,4 +1,4 @@
-"""Tests of `configs.files`: typed config-file arguments, and every configs/*.py file taking them."""
+"""Tests of `configs.files`: typed config-file arguments; every configs/*.py file takes them."""
 
 import glob
 import importlib.util
@@ -9,12 +9,14 @@ import pytest
 from ganad_jax import configs
 import harness
 
-CONFIG_FILES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(harness.REPO, "configs", "*.py"))
+CONFIG_FILES = sorted(os.path.basename(p)
+                      for p in glob.glob(os.path.join(harness.REPO, "configs", "*.py"))
                       if not p.endswith("__init__.py"))
 
 
 def _load(name):
-  spec = importlib.util.spec_from_file_location(name[:-3], os.path.join(harness.REPO, "configs", name))
+  spec = importlib.util.spec_from_file_location(name[:-3],
+                                                os.path.join(harness.REPO, "configs", name))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module

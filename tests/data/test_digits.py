@@ -53,7 +53,7 @@ def test_digits_values_full_range_and_rgb():
 def test_digits_resize_matches_pil_bilinear():
   # Each 16x16 image is PIL's bilinear upsampling of a scaled 8x8 digit.
   s = data.load(helpers.data_config(image_size=16, class_index=0,
-                        protocol='normal_class'), seed=0)
+                                    protocol='normal_class'), seed=0)
   raw = datasets.load_digits().images.astype(np.float32) / 8 - 1
   expected = np.stack([np.asarray(Image.fromarray(im).resize(
       (16, 16), Image.Resampling.BILINEAR)) for im in raw])

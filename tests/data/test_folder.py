@@ -61,7 +61,7 @@ def test_folder_tiny(tmp_path, channels):
   root = str(tmp_path / 'cat')
   _tiny_folder(root)
   config = helpers.data_config(source='folder', protocol='folder', path=root,
-                   image_size=16, channels=channels, val_fraction=0.2)
+                               image_size=16, channels=channels, val_fraction=0.2)
   s = data.load(config, seed=0)
   helpers.check_splits(s, (16, 16, channels))
   assert (len(s.train.y), len(s.val.y), len(s.test.y)) == (5, 1, 5)
@@ -91,7 +91,7 @@ def test_folder_without_ground_truth_has_no_masks(tmp_path):
   _tiny_folder(root)
   os.rename(os.path.join(root, 'ground_truth'), os.path.join(root, 'gt_old'))
   s = data.load(helpers.data_config(source='folder', protocol='folder', path=root,
-                        val_fraction=0.2), seed=0)
+                                    val_fraction=0.2), seed=0)
   assert s.train.masks is None and s.test.masks is None
   assert any('no masks' in n for n in s.info['notes'])
 
@@ -129,7 +129,7 @@ def test_folder_bad_input(tmp_path, case, error, match):
         os.remove(os.path.join(root, 'test', kind, name))
   with pytest.raises(error, match=match):
     data.load(helpers.data_config(source='folder', protocol='folder', path=path,
-                      val_fraction=0.2), seed=0)
+                                  val_fraction=0.2), seed=0)
 
 
 def test_folder_real_magnetic_tile():
@@ -138,9 +138,9 @@ def test_folder_real_magnetic_tile():
   with pytest.raises(ValueError, match=r'Defective image .*uneven/exp3_num_'
                      r'45042\.jpg has an empty mask .* \(and 3 more'):
     data.load(helpers.data_config(source='folder', protocol='folder', path=TILE_DIR,
-                      image_size=32), seed=0)
+                                  image_size=32), seed=0)
   s = data.load(helpers.data_config(source='folder', protocol='folder', path=TILE_DIR,
-                        image_size=32, empty_masks='keep'), seed=0)
+                                    image_size=32, empty_masks='keep'), seed=0)
   helpers.check_splits(s, (32, 32, 1))
   assert s.info['sizes']['train_good'] == 762
   assert len(s.train.y) + len(s.val.y) == 762
@@ -181,7 +181,7 @@ def _category(root, n_train=3, side=32):
 
 def _load(root, **overrides):
   return data.load(helpers.data_config(source='folder', protocol='folder', path=root,
-                           image_size=16, val_fraction=0.34, **overrides),
+                                       image_size=16, val_fraction=0.34, **overrides),
                    seed=0)
 
 

@@ -53,7 +53,7 @@ def test_idx_tiny_gz_and_raw(tmp_path):
       't10k-images-idx3-ubyte.gz', 'train-images-idx3-ubyte']
   np.testing.assert_array_equal(idx.read_images(pairs[0][0]), raw[:20])
   s = data.load(helpers.data_config(source='idx', path=str(tmp_path), image_size=16,
-                        class_index=2, val_fraction=0.2), seed=0)
+                                    class_index=2, val_fraction=0.2), seed=0)
   helpers.check_splits(s, (16, 16, 1))
   assert s.info['sizes']['pool'] == 60
   assert s.info['class_counts'] == {'0': 15, '1': 15, '2': 15, '3': 15}
@@ -109,7 +109,7 @@ def test_idx_empty_class_is_refused(tmp_path):
   _write_idx(str(tmp_path), 'train', np.zeros((40, 16, 16)), labels, gz=True)
   with pytest.raises(ValueError, match=r"Class 3 \('3'\) .* has 0 examples"):
     data.load(helpers.data_config(source='idx', path=str(tmp_path), image_size=16,
-                      class_index=3), seed=0)
+                                  class_index=3), seed=0)
 
 
 def test_idx_real_mnist():
@@ -164,7 +164,7 @@ def test_idx_repeated_single_image_is_a_note(tmp_path):
   x[5] = x[2]
   _write_idx_images(str(tmp_path), 'train', x, gz=False)
   s = data.load(helpers.data_config(source='idx', path=str(tmp_path), image_size=16,
-                        val_fraction=0.5), seed=0)
+                                    val_fraction=0.5), seed=0)
   assert ("1 IDX images repeat an earlier image's pixels (first: image 5 of "
           'train-images-idx3-ubyte = image 2 of train-images-idx3-ubyte)'
           ) in s.info['notes']

@@ -1,4 +1,4 @@
-"""Tests of `data.loader.load`: determinism, class selection, capping, and the bad configs it refuses."""
+"""Tests of `data.loader.load`: determinism, class choice, capping, refused configs."""
 
 import numpy as np
 import pytest

@@ -38,7 +38,7 @@ def test_tabular_csv_train_only_fit(tmp_path):
   path = str(tmp_path / 't.csv')
   _write_csv(path, _tabular_rows(), ['bytes', 'proto', 'code', 'label'])
   config = helpers.data_config(source='tabular', path=path, class_name='attack',
-                   categorical_columns=('code',))
+                               categorical_columns=('code',))
   s = data.load(config, seed=0)
   helpers.check_splits(s)
   assert s.info['source_info']['numeric_columns'] == ['bytes']
@@ -65,7 +65,7 @@ def test_tabular_numeric_labels_sorted_numerically(tmp_path):
   rows = [[str(i * 0.5), str([2, 10, 1][i % 3])] for i in range(60)]
   _write_csv(path, rows, ['f', 'label'])
   s = data.load(helpers.data_config(source='tabular', path=path, class_index=2,
-                        protocol='normal_class'), seed=0)
+                                    protocol='normal_class'), seed=0)
   assert s.info['class_name'] == '10'  # Classes 1, 2, 10.
   assert set(s.train.kinds) == {'10'}
 
@@ -83,7 +83,7 @@ def test_tabular_npz(tmp_path, layout):
     np.savez(path, a=x[:, 0], b=x[:, 1], color=np.where(y, 'red', 'blue'),
              target=y)
     config = helpers.data_config(source='tabular', path=path, class_index=1,
-                     label_column='target')
+                                 label_column='target')
   s = data.load(config, seed=0)
   helpers.check_splits(s)
   assert s.info['class_counts'] == {'0': 25, '1': 25}

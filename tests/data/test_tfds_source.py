@@ -13,7 +13,7 @@ def test_tfds_mock_end_to_end(protocol):
   # mock_data patches tfds.data_source without TensorFlow; USE_CODE takes
   # the features from the mnist builder code, not from metadata files.
   config = helpers.data_config(source='tfds', tfds_name='mnist', image_size=16,
-                   protocol=protocol, class_name='1', channels=3)
+                               protocol=protocol, class_name='1', channels=3)
   with tfds.testing.mock_data(num_examples=60,
                               policy=tfds.testing.MockPolicy.USE_CODE):
     s = data.load(config, seed=0)

@@ -1,4 +1,4 @@
-"""Tests that run experiments/*.py end to end: train then evaluate, evaluate an ensemble's members."""
+"""Tests that run experiments/*.py end to end: train, evaluate, an ensemble's members."""
 
 import json
 import os
@@ -31,9 +31,9 @@ def test_evaluate_reports_every_member_and_member_k(ensemble_workdir, tmp_path,
   workdir, results = ensemble_workdir
   env = harness.script_env(shared_compilation_cache)
   procs = [harness.start(["experiments/evaluate.py", f"--workdir={workdir}", "--nocache",
-                   f"--scores_out={tmp_path}/scores.npz"], env),
+                          f"--scores_out={tmp_path}/scores.npz"], env),
            harness.start(["experiments/evaluate.py", f"--workdir={workdir}", "--member=3",
-                   "--nocache"], env),
+                          "--nocache"], env),
            harness.start(["experiments/evaluate.py", f"--workdir={workdir}", "--member=4"], env)]
   (rc_all, out_all, err_all), (rc_one, out_one, err_one), (rc_bad, _, err_bad) = map(harness.finish,
                                                                                    procs)
@@ -55,5 +55,6 @@ def test_evaluate_reports_every_member_and_member_k(ensemble_workdir, tmp_path,
                              results["members"][3]["metrics"]["score"]["auroc"], rtol=1e-4)
 
   assert rc_bad == 1 and "Traceback" not in err_bad
-  assert harness.last_line(err_bad) == (f"error: member=4 is out of range: workdir {workdir!r} holds an "
-                                 "ensemble of 4 members (0 <= member < 4).")
+  assert harness.last_line(err_bad) == (
+      f"error: member=4 is out of range: workdir {workdir!r} holds an "
+      "ensemble of 4 members (0 <= member < 4).")

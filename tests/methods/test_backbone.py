@@ -22,7 +22,8 @@ def test_backbone_preprocessing_gray_equals_rgb_and_sizes(backbone_weights):
 
 
 def test_unknown_backbone_is_refused(backbone_weights):
-  config = helpers.pretrained_config("gaussian", backbone_weights, **{"gaussian.features": "pretrained"})
+  config = helpers.pretrained_config("gaussian", backbone_weights,
+                                     **{"gaussian.features": "pretrained"})
   config.pretrained.backbone = "vgg16"
   with pytest.raises(ValueError, match=r"pretrained.backbone='vgg16' is not one of"):
     methods.make(config, helpers.PRETRAINED_SHAPE)

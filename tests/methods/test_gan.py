@@ -1,4 +1,4 @@
-"""Tests of `methods.gan`'s reconstruction GAN and D re-init through its two users, GANomaly and Skip-GANomaly."""
+"""Tests of `methods.gan` (reconstruction GAN, D re-init) through GANomaly and Skip-GANomaly."""
 
 import functools
 import importlib.util
@@ -120,7 +120,8 @@ def test_train_step_vmaps_over_a_grid_of_states(case):
 def test_score_is_eval_mode_and_per_sample(case):
   config, shape, init, train_step, score = helpers.jitted_gan(case)
   state = init(KEY, helpers.gan_batch(shape))
-  state, _ = train_step(state, helpers.gan_batch(shape), jax.random.key(1))  # Non-trivial batch stats.
+  # Non-trivial batch stats.
+  state, _ = train_step(state, helpers.gan_batch(shape), jax.random.key(1))
   x = helpers.gan_batch(shape, n=6, seed=3)
   out = score(state, x, jax.random.key(2))
   assert out["score"].shape == out["score_recon"].shape == (6,)

@@ -1,4 +1,4 @@
-"""Tests of `methods.gaussian`: Mahalanobis scores on pixels, flax-file, workdir and pretrained features."""
+"""Tests of `methods.gaussian`: Mahalanobis on pixels, flax-file, workdir, pretrained features."""
 
 import importlib.util
 import json
@@ -93,8 +93,9 @@ def test_flax_file_features_round_trip(tiny_module):
   train_x, inliers, outliers = _gaussian_data()
   x = np.concatenate([inliers, outliers])
   config = helpers.method_config("gaussian", gaussian__features="flax_file",
-                   gaussian__module="tiny_features:Tiny", gaussian__module_kwargs='{"width": 4}', gaussian__weights=path,
-                   gaussian__layers=("hidden",), gaussian__squared=True)
+                                 gaussian__module="tiny_features:Tiny",
+                                 gaussian__module_kwargs='{"width": 4}', gaussian__weights=path,
+                                 gaussian__layers=("hidden",), gaussian__squared=True)
   state, out = _fit_and_score(config, train_x, x, (5,))
   jax.tree_util.tree_map(np.testing.assert_array_equal, state["net"], variables)
   feats = np.asarray(module.apply(variables, train_x)["hidden"], np.float64)
@@ -123,8 +124,8 @@ def test_flax_file_errors(tiny_module, tmp_path):
     base = {"features": "flax_file", "module": "tiny_features:Tiny", "weights": path,
             "module_kwargs": '{"width": 4}'}
     base.update(fields)
-    return methods.make(helpers.method_config("gaussian", **{f"gaussian__{k}": v for k, v in base.items()}),
-                        (5,))
+    return methods.make(
+        helpers.method_config("gaussian", **{f"gaussian__{k}": v for k, v in base.items()}), (5,))
 
   with pytest.raises(ValueError, match="package.module:Class"):
     make(module="tiny_features.Tiny")
@@ -160,8 +161,9 @@ def test_workdir_features_of_a_trained_egbad(tmp_path):
   _write_workdir(workdir, source, VECTOR, state)
   train_x = np.asarray(helpers.batch(VECTOR, n=40, seed=4))
   x = np.asarray(helpers.batch(VECTOR, seed=5))
-  config = helpers.method_config("gaussian", gaussian__features="workdir", gaussian__workdir=workdir,
-                   gaussian__net="encoder", gaussian__layers=("output",), gaussian__squared=True)
+  config = helpers.method_config("gaussian", gaussian__features="workdir",
+                                 gaussian__workdir=workdir, gaussian__net="encoder",
+                                 gaussian__layers=("output",), gaussian__squared=True)
   fitted, out = _fit_and_score(config, train_x, x, VECTOR)
   jax.tree_util.tree_map(np.testing.assert_array_equal, fitted["net"]["params"],
                          jax.device_get(state["ema"]["e"]))  # The EMA encoder, as EGBAD scores.
@@ -178,8 +180,9 @@ def test_workdir_features_of_a_trained_egbad(tmp_path):
 
 def test_workdir_errors(tmp_path):
   def make(workdir, net="encoder", restore=workdir_lib.restore):
-    return methods.make(helpers.method_config("gaussian", gaussian__features="workdir", gaussian__workdir=workdir,
-                                gaussian__net=net), VECTOR, restore=restore)
+    return methods.make(helpers.method_config("gaussian", gaussian__features="workdir",
+                                              gaussian__workdir=workdir, gaussian__net=net),
+                        VECTOR, restore=restore)
 
   with pytest.raises(ValueError, match="not a ganad_jax workdir"):
     make(str(tmp_path / "missing"))
@@ -192,7 +195,8 @@ def test_workdir_errors(tmp_path):
   with pytest.raises(ValueError, match="No checkpoint"):
     make(ae_dir)
   ae = methods.make(helpers.method_config("ae"), VECTOR)
-  _write_workdir(ae_dir, helpers.method_config("ae"), VECTOR, ae.init(jax.random.key(0), jnp.zeros((2,) + VECTOR)))
+  _write_workdir(ae_dir, helpers.method_config("ae"), VECTOR,
+                 ae.init(jax.random.key(0), jnp.zeros((2,) + VECTOR)))
   with pytest.raises(ValueError, match="'ae' run has no such net; it has: encoder"):
     make(ae_dir, net="discriminator")
   gaussian_dir = str(tmp_path / "gaussian_run")
@@ -250,8 +254,9 @@ def test_gaussian_workdir_features_of_an_ensemble(ensemble_workdir):
 
 @pytest.mark.usefixtures("weights_cache")
 def test_gaussian_pretrained_every_level_and_selection(backbone_weights):
-  config = helpers.pretrained_config("gaussian", backbone_weights, **{"gaussian.features": "pretrained",
-                                           "gaussian.select_levels": 1})
+  config = helpers.pretrained_config("gaussian", backbone_weights,
+                                     **{"gaussian.features": "pretrained",
+                                        "gaussian.select_levels": 1})
   method = methods.make(config, helpers.PRETRAINED_SHAPE)
   train_x, val_x = helpers.smooth_images(64), helpers.smooth_images(16, seed=1)
   state = method.fit(method.init(jax.random.key(0), train_x[:2]), train_x, val_x)
@@ -269,8 +274,9 @@ def test_gaussian_pretrained_every_level_and_selection(backbone_weights):
 
 @pytest.mark.usefixtures("weights_cache")
 def test_gaussian_selection_needs_validation_normals(backbone_weights):
-  config = helpers.pretrained_config("gaussian", backbone_weights, **{"gaussian.features": "pretrained",
-                                           "gaussian.select_levels": 2})
+  config = helpers.pretrained_config("gaussian", backbone_weights,
+                                     **{"gaussian.features": "pretrained",
+                                        "gaussian.select_levels": 2})
   method = methods.make(config, helpers.PRETRAINED_SHAPE)
   train_x = helpers.smooth_images(16)
   with pytest.raises(ValueError, match=r"select_levels=2 ranks layers on the validation normals; "

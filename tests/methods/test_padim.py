@@ -17,9 +17,9 @@ pytestmark = pytest.mark.usefixtures("weights_cache")
 
 @pytest.mark.parametrize("gaussian", ["per_position", "shared"])
 def test_padim_statistics_match_numpy_and_maps_find_a_defect(backbone_weights, gaussian):
-  config = helpers.pretrained_config("padim", backbone_weights, name="resnet18", **{"padim.gaussian": gaussian,
-                                                         "padim.channels": 20,
-                                                         "padim.sigma": 1.0})
+  config = helpers.pretrained_config("padim", backbone_weights, name="resnet18",
+                                     **{"padim.gaussian": gaussian, "padim.channels": 20,
+                                        "padim.sigma": 1.0})
   method = methods.make(config, helpers.PRETRAINED_SHAPE)
   train_x = helpers.smooth_images(40)
   state = method.fit(method.init(jax.random.key(0), train_x[:2]), train_x)
@@ -71,7 +71,8 @@ def test_padim_map_peaks_at_a_defect_with_imagenet_weights(gaussian):
 
 
 def test_padim_memory_limit_is_checked_before_extraction(backbone_weights):
-  config = helpers.pretrained_config("padim", backbone_weights, **{"padim.channels": 144, "padim.max_memory_mb": 1})
+  config = helpers.pretrained_config("padim", backbone_weights,
+                                     **{"padim.channels": 144, "padim.max_memory_mb": 1})
   with pytest.raises(ValueError, match=r"per_position Gaussians over a 8x8 grid of 144 channels "
                      r"need 25 MB, over padim.max_memory_mb=1"):
     methods.make(config, helpers.PRETRAINED_SHAPE)
@@ -82,8 +83,10 @@ def test_padim_refuses_tabular_inputs_and_bad_fields(backbone_weights):
   with pytest.raises(ValueError, match=r"padim needs images"):
     methods.make(helpers.pretrained_config("padim", backbone_weights), (30,))
   with pytest.raises(ValueError, match=r"padim.layers: 'layer9' not among the stages"):
-    methods.make(helpers.pretrained_config("padim", backbone_weights, name="resnet18", **{"padim.layers": ("layer9",)}),
+    methods.make(helpers.pretrained_config("padim", backbone_weights, name="resnet18",
+                                           **{"padim.layers": ("layer9",)}),
                  helpers.PRETRAINED_SHAPE)
   with pytest.raises(ValueError, match=r"padim.channels=500: the embedding of stage2, stage3, "
                      r"stage4 has 144 channels"):
-    methods.make(helpers.pretrained_config("padim", backbone_weights, **{"padim.channels": 500}), helpers.PRETRAINED_SHAPE)
+    methods.make(helpers.pretrained_config("padim", backbone_weights, **{"padim.channels": 500}),
+                 helpers.PRETRAINED_SHAPE)

@@ -64,13 +64,15 @@ def test_lite_package_weights_match_torch(variant):
   torch_model = lite.EfficientNet.from_name(f"efficientnet-{variant}", image_size=64)
   torch_model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
   x = helpers.random_images(2, 64)
-  helpers.assert_stages_close(model, variables, x, _efficientnet_reference(torch_model.eval(), variant, x))
+  helpers.assert_stages_close(model, variables, x,
+                              _efficientnet_reference(torch_model.eval(), variant, x))
 
 
 def test_b0_random_weights_match_torch():
   pytest.importorskip("torch", reason="needs torch: pip install 'ganad_jax[torch]'")
   lite = pytest.importorskip("efficientnet_lite_pytorch", reason="pip install 'ganad_jax[torch]'")
-  torch_model = helpers.randomise_batch_stats(lite.EfficientNet.from_name("efficientnet-b0", image_size=32))
+  torch_model = helpers.randomise_batch_stats(
+      lite.EfficientNet.from_name("efficientnet-b0", image_size=32))
   model = efficientnet.EfficientNet("b0")
   variables = pretrained.convert(model, torch_model.state_dict())
   x = helpers.random_images(2, 32)

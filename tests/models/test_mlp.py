@@ -14,7 +14,8 @@ def test_mlp_shapes():
   variables = net.init(jax.random.key(0), x)
   out, features = net.apply(variables, x)
   assert out.shape == (5, 3) and features["penultimate"].shape == (5, 10)
-  assert helpers.param_count(flax.core.unfreeze(variables)["params"]) == 7 * 20 + 20 + 20 * 10 + 10 + 10 * 3 + 3
+  assert helpers.param_count(flax.core.unfreeze(variables)["params"]) == (
+      7 * 20 + 20 + 20 * 10 + 10 + 10 * 3 + 3)
 
 
 def test_mlp_without_features_has_the_same_parameters():
