@@ -239,9 +239,9 @@ def test_gaussian_workdir_features_of_an_ensemble(ensemble_workdir):
   with pytest.raises(ValueError, match=(
       f"^gaussian.workdir='{workdir}': workdir '{workdir}' holds an ensemble of 4 members .*"
       r"choose one with gaussian.member=k \(0 <= k < 4\)\.$")):
-    methods.make(config, (16, 16, 1))
+    methods.make(config, (16, 16, 1), restore=workdir_lib.restore)
   config.gaussian.member = 3
-  method = methods.make(config, (16, 16, 1))
+  method = methods.make(config, (16, 16, 1), restore=workdir_lib.restore)
   splits = data.load(config.data, config.seed)
   state = method.init(jax.random.key(0), splits.train.x[:2])
   member = ensemble.member_state(workdir_lib.restore(workdir, (16, 16, 1)).state, 3)
@@ -249,7 +249,7 @@ def test_gaussian_workdir_features_of_an_ensemble(ensemble_workdir):
                member["params"]["encoder"])
   config.gaussian.member = 7
   with pytest.raises(ValueError, match="member=7 is out of range"):
-    methods.make(config, (16, 16, 1))
+    methods.make(config, (16, 16, 1), restore=workdir_lib.restore)
 
 
 @pytest.mark.usefixtures("weights_cache")
