@@ -1,8 +1,10 @@
 """Running experiments/*.py in subprocesses, and the SIGKILL of the kill-and-resume tests.
 
-`kill_when` starts a command, polls a condition (what is on disk) and kills the
-process with SIGKILL the moment the condition holds: the one way every
-kill-and-resume test interrupts a run.
+`run` runs a command to its end; `start` / `finish` run several side by side;
+`last_line` is the line a refused input ends stderr with. `kill_when` starts a
+command, polls a condition (what is on disk) and kills the process with SIGKILL
+the moment the condition holds: the one way every kill-and-resume test
+interrupts a run.
 """
 
 import os
@@ -34,6 +36,25 @@ def run(command: Sequence[str], env: Mapping[str, str],
   """
   return subprocess.run(list(command), cwd=REPO, env=dict(env), capture_output=True, text=True,
                         check=check)
+
+
+def start(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen:
+  """Starts `python args...` (cwd REPO), stdout and stderr piped as text; see `finish`."""
+  return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+  """(returncode, stdout, stderr) of a `start`ed process, waited for up to 300 s."""
+  out, err = proc.communicate(timeout=300)
+  return proc.returncode, out, err
+
+
+def last_line(stderr: str) -> str:
+  """The last stderr line that is not an absl log line (I/W/E + date)."""
+  lines = [l for l in stderr.splitlines() if l.strip() and not (
+      l[:1] in "IWEF" and l[1:5].isdigit())]
+  return lines[-1] if lines else ""
 
 
 def kill_when(command: Sequence[str], env: Mapping[str, str], log_path: os.PathLike,

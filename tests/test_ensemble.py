@@ -17,24 +17,11 @@ import pytest
 from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import runner
-from ganad_jax import sweep
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
 import harness
-# Reused from the single-run reliability tests.
-from test_reliability import _assert_same_state
-from test_reliability import _results
-from test_reliability import _steps
-
-
-def _config(method, steps=3, seeds=(), grid=(), **overrides):
-  config = test_config.get_config(f"method={method}")
-  config.train.num_steps = steps
-  config.anogan.search.steps = 3
-  config.ensemble.seeds, config.ensemble.grid = seeds, grid
-  config.update_from_flattened_dict(overrides)
-  return config
+import helpers
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +64,14 @@ def _assert_close(a, b, rtol=2e-5, atol=1e-6):
     ("ae", (0, -1), (), r"non-negative ints"),
 ])
 def test_grid_and_seeds_are_validated_by_name(method, seeds, grid, match):
-  config = _config(method, seeds=seeds, grid=grid)
+  config = helpers.ensemble_run_config(method, seeds=seeds, grid=grid)
   with pytest.raises(ValueError, match=match):
     runner.build(config, (16, 16, 1))
 
 
 def test_members_are_points_times_seeds():
-  config = _config("ganomaly", seeds=(3, 1), grid=(("ganomaly.w_con", (1, 10)),
-                                                   ("optim.lr", (1e-3, 2e-3))))
+  config = helpers.ensemble_run_config(
+      "ganomaly", seeds=(3, 1), grid=(("ganomaly.w_con", (1, 10)), ("optim.lr", (1e-3, 2e-3))))
   members = ensemble.plan(config)
   assert members.size == 8 and members.num_points == 4 and members.num_seeds == 2
   assert members.seeds == (3, 1) * 4
@@ -93,7 +80,7 @@ def test_members_are_points_times_seeds():
   single = ensemble.member_config(config, 1, members.points[5])
   assert (single.seed, single.ganomaly.w_con, single.optim.lr) == (1, 10.0, 1e-3)
   assert ensemble.plan(single) is None
-  assert ensemble.plan(_config("ae")) is None
+  assert ensemble.plan(helpers.ensemble_run_config("ae")) is None
 
 
 # ------------------------------------------ members equal their single runs ---
@@ -113,9 +100,9 @@ def test_member_equals_the_single_run_with_its_seed_and_point(method, grid, memb
   # The ensemble runs on the 8-device mesh, 4 members x 2 data shards (the
   # latent search's samples too), the single runs on one device: one
   # comparison checks the vmap and the sharding.
-  config = _config(method, seeds=(0, 1), grid=grid, **{"ganomaly.reinit_d_below": 0.0,
-                                                       "mesh.devices": 8, "mesh.members": 4,
-                                                       "ensemble.batching": batching})
+  config = helpers.ensemble_run_config(method, seeds=(0, 1), grid=grid,
+                                       **{"ganomaly.reinit_d_below": 0.0, "mesh.devices": 8,
+                                          "mesh.members": 4, "ensemble.batching": batching})
   run, state, info = _train(config, splits, tmp_path, "ensemble")
   assert run.members.size == 8 and info["steps"] == 3
   assert dict(run.mesh.shape) == {"members": 4, "data": 2}
@@ -136,7 +123,7 @@ def test_member_equals_the_single_run_with_its_seed_and_point(method, grid, memb
   if method == "anogan":
     # The search's lambda and lr are read by `score` only: member 1 (seed 1,
     # the first search point) trained exactly as member 7 and scores otherwise.
-    _assert_same_state(ensemble.member_state(state, 1)["params"],
+    helpers.assert_same_state(ensemble.member_state(state, 1)["params"],
                        ensemble.member_state(state, member)["params"])
     assert not np.allclose(ens_scores[1]["score"], ens_scores[member]["score"])
     np.testing.assert_allclose(np.asarray(state["hparams"]["search_lr"]),
@@ -145,34 +132,16 @@ def test_member_equals_the_single_run_with_its_seed_and_point(method, grid, memb
 
 # ----------------- one AE ensemble: report, early stopping, kill / resume ---
 
-NUM_STEPS, EVERY = 20, 5
-GRID = (("optim.lr", (0.05, 0.01)),)
-# lr 0.05 makes the validation score rise again early, so member 0's patience
-# runs out while other members go on.
-OVERRIDES = {"train.num_steps": NUM_STEPS, "train.checkpoint_every": EVERY,
-             "train.early_stopping.eval_every": 2, "train.early_stopping.patience": 1,
-             "ensemble.seeds": (0, 1), "ensemble.grid": GRID}
-
 
 def _command(workdir):
-  """The CLI run of `_ensemble_config()` (the same config: results.json records it)."""
+  """The CLI run of `helpers.ae_ensemble_config()` (the same config: results.json records it)."""
   return harness.script("train.py", "--config=configs/test.py", f"--workdir={workdir}",
                         "--config.anogan.search.steps=3",
-                        *(f"--config.{k}={v}" for k, v in OVERRIDES.items()))
+                        *(f"--config.{k}={v}" for k, v in helpers.ENSEMBLE_OVERRIDES.items()))
 
 
-def _ensemble_config(**overrides):
-  return _config("ae", steps=NUM_STEPS, **{**OVERRIDES, **overrides})
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("uninterrupted"))
-  return workdir, train.train_and_evaluate(_ensemble_config(), workdir)
-
-
-def test_report_is_a_table_of_mean_and_std_over_seeds(uninterrupted):
-  workdir, results = uninterrupted
+def test_report_is_a_table_of_mean_and_std_over_seeds(ae_ensemble_run):
+  workdir, results = ae_ensemble_run
   members = results["members"]
   assert [(m["seed"], m["point"]) for m in members] == [
       (0, {"optim.lr": 0.05}), (1, {"optim.lr": 0.05}), (0, {"optim.lr": 0.01}),
@@ -191,14 +160,15 @@ def test_report_is_a_table_of_mean_and_std_over_seeds(uninterrupted):
     assert json.load(f)["table"] == table
 
 
-def test_early_stopping_is_per_member_as_in_single_runs(uninterrupted, splits, tmp_path):
+def test_early_stopping_is_per_member_as_in_single_runs(ae_ensemble_run, splits, tmp_path):
   # The ensemble's split is config.seed's (0), the `splits` fixture's.
-  workdir, results = uninterrupted
+  workdir, results = ae_ensemble_run
   members = results["members"]
   assert members[0]["stopped_early"] and not all(m["stopped_early"] for m in members)
   state = workdir_lib.restore(workdir, (16, 16, 1)).state
   m = 0  # Seed 0, lr 0.05: the member whose patience runs out.
-  config = ensemble.member_config(_ensemble_config(), members[m]["seed"], members[m]["point"])
+  config = ensemble.member_config(helpers.ae_ensemble_config(), members[m]["seed"],
+                                  members[m]["point"])
   _, single_state, info = _train(config, splits, tmp_path, f"single{m}")
   assert members[m]["best_step"] == info["best_step"]
   assert members[m]["stopped_early"] == info["stopped_early"]
@@ -208,50 +178,24 @@ def test_early_stopping_is_per_member_as_in_single_runs(uninterrupted, splits, t
                 atol=1e-5)
 
 
-def test_sigkill_an_ensemble_then_rerun_matches_uninterrupted_run(uninterrupted, tmp_path,
+def test_sigkill_an_ensemble_then_rerun_matches_uninterrupted_run(ae_ensemble_run, tmp_path,
                                                                  shared_compilation_cache):
-  uninterrupted, _ = uninterrupted
+  uninterrupted, _ = ae_ensemble_run
   workdir = str(tmp_path / "killed")
   ckpt_dir = os.path.join(workdir, "checkpoints")
   env = harness.script_env(shared_compilation_cache)
   # Mid-grid, while a later checkpoint is written.
   harness.kill_when(_command(workdir), env, tmp_path / "killed.log",
-                    lambda: harness.checkpoint_in_flight(ckpt_dir, EVERY))
-  killed_at = _steps(workdir)[-1]
-  assert EVERY <= killed_at < NUM_STEPS
+                    lambda: harness.checkpoint_in_flight(ckpt_dir, helpers.ENSEMBLE_EVERY))
+  killed_at = helpers.checkpoint_steps(workdir)[-1]
+  assert helpers.ENSEMBLE_EVERY <= killed_at < helpers.ENSEMBLE_STEPS
   rerun = harness.run(_command(workdir), env)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert f"at step {killed_at}." in rerun.stderr
   assert "optim.lr=0.01 | 0,1 |" in rerun.stdout  # The table is printed.
-  assert _steps(workdir) == _steps(uninterrupted)
+  assert helpers.checkpoint_steps(workdir) == helpers.checkpoint_steps(uninterrupted)
   restored = [workdir_lib.restore(w, (16, 16, 1)).state for w in (uninterrupted, workdir)]
   assert jax.tree.leaves(restored[0])[0].shape[0] == 4
-  _assert_same_state(restored[0], restored[1])  # The whole stacked best state, bitwise.
-  assert _results(workdir) == _results(uninterrupted)
-
-
-# ---------------------------------- sweep across programs, merged table ---
-
-
-def test_sweep_merges_runs_into_one_table_and_reuses_them(uninterrupted, tmp_path):
-  # Settings of the loop length: the fixture's programs, served by the cache.
-  config = _ensemble_config(**{"train.early_stopping.eval_every": 0})
-  axes = sweep.parse_axes(["train.num_steps=2,3"])
-  assert axes == [("train.num_steps", (2, 3))]
-  rows = sweep.run(config, axes, str(tmp_path))
-  assert [(row["setting"], row["point"]) for row in rows] == [
-      ("train.num_steps=2", {"optim.lr": 0.05}), ("train.num_steps=2", {"optim.lr": 0.01}),
-      ("train.num_steps=3", {"optim.lr": 0.05}), ("train.num_steps=3", {"optim.lr": 0.01})]
-  assert all(row["seeds"] == [0, 1] and row["metrics"]["score"]["auroc"]["n"] == 2
-             for row in rows)
-  text = sweep.write(rows, str(tmp_path), "title")
-  assert "| setting | grid point | seeds | auroc |" in text
-  assert "| train.num_steps=3 | optim.lr=0.01 | 0,1 |" in text
-  path = tmp_path / "train.num_steps=2" / "results.json"
-  stamp = os.stat(path).st_mtime_ns
-  assert sweep.run(config, axes, str(tmp_path)) == rows  # Read back, not retrained.
-  assert os.stat(path).st_mtime_ns == stamp
-  with pytest.raises(ValueError, match="Sweep axis 'model.nzz' is not a config field"):
-    sweep.run(config, sweep.parse_axes(["model.nzz=4"]), str(tmp_path))
-  with pytest.raises(ValueError, match="'optim.lr' is also in config.ensemble.grid"):
-    sweep.run(config, sweep.parse_axes(["optim.lr=0.1"]), str(tmp_path))
+  helpers.assert_same_state(restored[0], restored[1])  # The whole stacked best state, bitwise.
+  assert helpers.results_without_wall_time(workdir) == helpers.results_without_wall_time(
+      uninterrupted)

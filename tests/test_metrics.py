@@ -13,9 +13,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 from sklearn import metrics as sk_metrics
 
-from ganad_jax import evaluation
 from ganad_jax import metrics
-from ganad_jax.data import splits as splits_lib
 
 SETTINGS = hypothesis.settings(max_examples=50, deadline=None)
 
@@ -590,24 +588,3 @@ def test_aupro_requires_image_stack():
   masks = np.array([[0, 1], [0, 0]])
   with pytest.raises(ValueError, match=r"3-dimensional"):
     metrics.aupro(masks, np.array([[0.0, 1.0], [0.2, 0.3]]))
-
-
-def test_evaluate_reports_auroc_and_pixel_auroc_per_kind():
-  """Each kind is scored against the test normals alone, image and pixel level."""
-  rng = np.random.default_rng(0)
-  kinds = np.array(['good'] * 4 + ['crack'] * 3 + ['hole'] * 3)
-  y = (kinds != 'good').astype(np.int32)
-  masks = np.zeros((10, 4, 4), np.float32)
-  masks[4:, 1:3, 1:3] = 1.0
-  maps = rng.uniform(size=(10, 4, 4)).astype(np.float32)
-  maps[4:7] += masks[4:7]  # Cracks light up where their masks are; holes do not.
-  scores = maps.max(axis=(1, 2))
-  test = splits_lib.Split(x=np.zeros((10, 4, 4, 1), np.float32), y=y, kinds=kinds, masks=masks)
-  out = {'score': scores, 'map': maps}
-  results = evaluation.evaluate(test, out, {'score': scores[:4]}, 0.9)
-  for kind, rows in (('crack', slice(0, 7)), ('hole', np.r_[0:4, 7:10])):
-    assert results['auroc_per_kind'][kind] == pytest.approx(
-        metrics.auroc(y[rows], scores[rows]), abs=1e-12)
-    assert results['pixel_auroc_per_kind'][kind] == pytest.approx(
-        metrics.pixel_auroc(masks[rows], maps[rows]), abs=1e-12)
-  assert results['pixel_auroc_per_kind']['crack'] == 1.0

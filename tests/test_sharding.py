@@ -1,10 +1,11 @@
-"""The ("members", "data") mesh on 8 CPU devices (tests/conftest.py), and bfloat16 compute.
+"""Tests of `sharding`: the ("members", "data") mesh on 8 CPU devices (tests/conftest.py).
 
 Level 4 transform equivalences: a training run whose batches are split over 8
 devices (training set sharded by rows) equals the 1-device run, and a latent
 search whose samples are split over the devices equals the unsharded one, to
 float32 tolerance. The sharded ensemble (members and data axes together) is in
-tests/test_ensemble.py, beside the run it is compared with.
+tests/test_ensemble.py, beside the run it is compared with; bfloat16 compute in
+tests/methods/test_base.py.
 """
 
 import jax
@@ -15,7 +16,6 @@ import pytest
 from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax import latent_search
-from ganad_jax import methods
 from ganad_jax import runner
 from ganad_jax import sharding
 from ganad_jax import train
@@ -105,32 +105,3 @@ def test_sharded_latent_search_equals_unsharded():
   assert "sharding_constraint" in text and "{\"data\"}" in text
   _assert_close(sharded, plain)
   assert plain.score.shape == (10,) and np.all(np.isfinite(plain.score))
-
-
-OTHER_METHODS = sorted({"ganomaly", "skip_ganomaly", "egbad", "vae"} & set(methods.NAMES))
-
-
-@pytest.mark.parametrize("method", ["ae", "anogan", *OTHER_METHODS])
-def test_bfloat16_computes_in_bfloat16_with_float32_state_and_losses(method):
-  config = test_config.get_config(f"method={method}")
-  config.compute_dtype = "bfloat16"
-  config.anogan.search.steps = 2
-  m = methods.make(config, (16, 16, 1))
-  x = jax.random.uniform(jax.random.key(0), (8, 16, 16, 1), minval=-1.0, maxval=1.0)
-
-  def step_and_score(key, x):
-    state, metrics = m.train_step(m.init(key, x), x, key)
-    return state, metrics, m.score(state, x, key)
-
-  state, metrics, outputs = jax.eval_shape(step_and_score, jax.random.key(1), x)
-  assert {leaf.dtype for leaf in jax.tree.leaves(state)} <= {jnp.dtype("float32"),
-                                                             jnp.dtype("int32")}
-  assert metrics["loss"].dtype == jnp.float32 and outputs["score"].dtype == jnp.float32
-  text = str(jax.make_jaxpr(m.train_step)(state, x, jax.random.key(2)))
-  assert "conv_general_dilated" in text and "bf16[" in text  # The convolutions run in bfloat16.
-  assert "bf16[" in str(jax.make_jaxpr(m.score)(state, x, jax.random.key(2)))  # So does scoring.
-  if method in ("ae", "anogan"):  # Run them: finite after a step.
-    state, metrics = jax.jit(lambda k, x: m.train_step(m.init(k, x), x, k))(jax.random.key(1), x)
-    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(state)
-               if leaf.dtype == jnp.float32)
-    assert np.isfinite(float(metrics["loss"]))

@@ -1,31 +1,132 @@
-"""Tabular inputs that must not be misread, and run files that must not be half-written.
-
-Issue 15: a stray missing-value token must not turn a numeric column into
-hundreds of one-hot columns; one label spelled two ways must not become two
-classes; a failed write must not replace a good file.
-"""
+"""Tests of `data.tabular`: CSV / NPZ tables, missing values, label and category spellings."""
 
 import csv
 import json
-import os
 import re
 
 import numpy as np
 import pytest
-from matplotlib.backends import backend_agg
-from PIL import Image
 
 from ganad_jax import configs
 from ganad_jax import data
-from ganad_jax import figures
-from ganad_jax import report
-from ganad_jax import reporting
 from ganad_jax.data import tabular
+import helpers
+
+
+def _write_csv(path, rows, header):
+  with open(path, 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+def _tabular_rows(n=60):
+  rng = np.random.default_rng(0)
+  rows = []
+  for i in range(n):
+    attack = i % 5 == 0
+    rows.append([
+        f'{(100.0 if attack else rng.uniform(0, 10)):.4f}',  # numeric
+        'tcp' if i % 2 else ('icmp' if attack else 'udp'),   # text category
+        str(i % 3),                                          # coded category
+        'attack' if attack else 'normal',                    # label
+    ])
+  return rows
+
+
+def test_tabular_csv_train_only_fit(tmp_path):
+  path = str(tmp_path / 't.csv')
+  _write_csv(path, _tabular_rows(), ['bytes', 'proto', 'code', 'label'])
+  config = helpers.data_config(source='tabular', path=path, class_name='attack',
+                               categorical_columns=('code',))
+  s = data.load(config, seed=0)
+  helpers.check_splits(s)
+  assert s.info['source_info']['numeric_columns'] == ['bytes']
+  assert s.info['source_info']['categorical_columns'] == ['proto', 'code']
+  # bytes + proto {tcp, udp} (icmp only in attacks, unseen) + code {0, 1, 2}.
+  assert s.info['feature_names'] == [
+      'bytes', 'proto_tcp', 'proto_udp', 'code_0', 'code_1', 'code_2']
+  assert s.train.x.shape == (len(s.train.y), 6)
+  assert s.info['class_counts'] == {'attack': 12, 'normal': 48}
+  assert set(s.test.kinds[s.test.y == 1]) == {'attack'}
+  bytes_train = s.train.x[:, 0]
+  assert bytes_train.min() == pytest.approx(-1) and bytes_train.max() == (
+      pytest.approx(1))
+  # Fitted on train only: attacks (100 >> 10) land far outside [-1, 1].
+  assert (s.test.x[s.test.y == 1, 0] > 1.5).all()
+  # icmp (attacks with even i) never occurs in train: all-zero proto block.
+  proto = s.test.x[s.test.y == 1][:, 1:3].sum(axis=1)
+  assert (proto == 0).sum() == 6 and (proto == 1).sum() == 6
+  np.testing.assert_array_equal(s.train.x[:, 3:].sum(axis=1), 1)
+
+
+def test_tabular_numeric_labels_sorted_numerically(tmp_path):
+  path = str(tmp_path / 't.csv')
+  rows = [[str(i * 0.5), str([2, 10, 1][i % 3])] for i in range(60)]
+  _write_csv(path, rows, ['f', 'label'])
+  s = data.load(helpers.data_config(source='tabular', path=path, class_index=2,
+                                    protocol='normal_class'), seed=0)
+  assert s.info['class_name'] == '10'  # Classes 1, 2, 10.
+  assert set(s.train.kinds) == {'10'}
+
+
+@pytest.mark.parametrize('layout', ['xy', 'columns'])
+def test_tabular_npz(tmp_path, layout):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(50, 3))
+  y = np.arange(50) % 2
+  path = str(tmp_path / 't.npz')
+  if layout == 'xy':
+    np.savez(path, x=x, y=y.astype(np.float64))
+    config = helpers.data_config(source='tabular', path=path, class_index=1)
+  else:
+    np.savez(path, a=x[:, 0], b=x[:, 1], color=np.where(y, 'red', 'blue'),
+             target=y)
+    config = helpers.data_config(source='tabular', path=path, class_index=1,
+                                 label_column='target')
+  s = data.load(config, seed=0)
+  helpers.check_splits(s)
+  assert s.info['class_counts'] == {'0': 25, '1': 25}
+  assert set(s.test.kinds[s.test.y == 1]) == {'1'}
+  width = 3 if layout == 'xy' else 2 + 1  # color is 'blue' only in train.
+  assert s.train.x.shape[1] == width
+
+
+@pytest.mark.parametrize('case,match', [
+    ('no_label', r"Label column 'label' not in .*columns present: "
+     r"\['a', 'b', 'kind'\]"),
+    ('nan', r"NaN / Inf / empty values in numeric columns .*'a' \(2\), "
+     r"'b' \(1\)"),
+    ('class_range', r"class_index 5 out of range: tabular file .* has classes "
+     r"0..1 \(\['x', 'y'\]\)"),
+    ('class_name', r"class_name 'z' not found"),
+    ('categorical', r"categorical_columns \['nope'\] not among"),
+    ('extension', r'must end in \.csv or \.npz'),
+])
+def test_tabular_bad_input(tmp_path, case, match):
+  path = str(tmp_path / ('t.txt' if case == 'extension' else 't.csv'))
+  rows = [[str(i), str(i * 2), 'x' if i % 2 else 'y'] for i in range(40)]
+  header = ['a', 'b', 'kind']
+  overrides = {'label_column': 'kind'}
+  if case == 'no_label':
+    overrides = {}
+  elif case == 'nan':
+    rows[3][0], rows[4][0], rows[5][1] = 'nan', '', 'inf'
+  elif case == 'class_range':
+    overrides['class_index'] = 5
+  elif case == 'class_name':
+    overrides['class_name'] = 'z'
+  elif case == 'categorical':
+    overrides['categorical_columns'] = ('nope',)
+  _write_csv(path, rows, header)
+  with pytest.raises(ValueError, match=match):
+    data.load(helpers.data_config(source='tabular', path=path, **overrides), seed=0)
+
 
 HEADER = ['f0', 'f1', 'f2', 'f3', 'f4', 'label']
 
 
-def _write_csv(path, header, rows):
+def _csv_file(path, header, rows):
   with open(path, 'w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(header)
@@ -39,7 +140,7 @@ def _rows(n=60):
           for i in range(n)]
 
 
-def _config(path, **overrides):
+def _table_config(path, **overrides):
   config = configs.data.data_config()
   config.source, config.path, config.label_column = 'tabular', path, 'label'
   config.class_name = 'attack'
@@ -49,17 +150,14 @@ def _config(path, **overrides):
 
 
 def _read(path, **overrides):
-  return tabular.read(_config(path, **overrides))
-
-
-# ------------------------------------------- fault 5: missing-value tokens ---
+  return tabular.read(_table_config(path, **overrides))
 
 
 @pytest.mark.parametrize('token', ['?', ' N/A ', 'null', 'NONE', '-', '', 'nan', 'NA'])
 def test_a_stray_missing_token_is_missing_not_a_category(tmp_path, token):
   rows = _rows()
   rows[40][2] = token  # File line 42: the header is line 1.
-  path = _write_csv(tmp_path / 't.csv', HEADER, rows)
+  path = _csv_file(tmp_path / 't.csv', HEADER, rows)
   with pytest.raises(ValueError, match=(
       r"^NaN / Inf / empty values in numeric columns of .*t\.csv: 'f2' \(1\); "
       rf"first in 'f2': line 42 {re.escape(repr(token.strip()))}\. Missing-value tokens .*")):
@@ -78,7 +176,7 @@ def test_npz_nan_names_its_row(tmp_path):
 def test_a_column_of_numbers_and_text_is_refused_unless_listed(tmp_path):
   rows = _rows()
   rows[40][2] = '12a'
-  path = _write_csv(tmp_path / 't.csv', HEADER, rows)
+  path = _csv_file(tmp_path / 't.csv', HEADER, rows)
   with pytest.raises(ValueError, match=(
       r"^Column 'f2' of .*t\.csv mixes numbers and text: '12a' at line 42, "
       r"'-?[0-9.]+' at line 2 \(1 text, 59 number cells\); .*data\.categorical_columns\.$")):
@@ -93,8 +191,8 @@ def test_categorical_columns_and_why_reach_the_results_info(tmp_path):
   rows = _rows()
   for i, row in enumerate(rows):
     row.insert(5, ['red', 'blue', '?'][i % 3])
-  path = _write_csv(tmp_path / 't.csv', HEADER[:5] + ['color', 'label'], rows)
-  splits = data.load(_config(path), seed=0)
+  path = _csv_file(tmp_path / 't.csv', HEADER[:5] + ['color', 'label'], rows)
+  splits = data.load(_table_config(path), seed=0)
   info = splits.info['source_info']  # train.py writes splits.info into results.json["data"].
   why = ("non-numeric values such as 'red', 'blue'; missing-value tokens '?' "
          '(20 rows) kept as categories')
@@ -105,12 +203,9 @@ def test_categorical_columns_and_why_reach_the_results_info(tmp_path):
   json.dumps(splits.info, allow_nan=False)
 
 
-# ------------------------------------------------ fault 6: label spellings ---
-
-
 def _label_csv(tmp_path, labels, n=60):
   rows = [[f'{i * 0.1:.1f}', labels[i % len(labels)]] for i in range(n)]
-  return _write_csv(tmp_path / 't.csv', ['f', 'label'], rows)
+  return _csv_file(tmp_path / 't.csv', ['f', 'label'], rows)
 
 
 def test_numeric_labels_are_grouped_by_value(tmp_path):
@@ -156,65 +251,13 @@ def test_label_spellings_that_cannot_be_resolved_are_refused(tmp_path, labels, m
 def test_categorical_values_follow_the_label_rule(tmp_path):
   rows = [[str(['1', '1.0', '2'][i % 3]), 'attack' if i % 4 == 0 else 'normal']
           for i in range(24)]
-  path = _write_csv(tmp_path / 't.csv', ['code', 'label'], rows)
+  path = _csv_file(tmp_path / 't.csv', ['code', 'label'], rows)
   source_pool, table = _read(path, categorical_columns=('code',))
   assert sorted(set(table.categorical['code'])) == ['1', '2']
   assert source_pool.info['merged_spellings'] == {'code': {'1': ['1', '1.0']}}
   rows = [[str(['1', '01', 'x'][i % 3]), 'attack' if i % 4 == 0 else 'normal']
           for i in range(24)]
-  path = _write_csv(tmp_path / 't.csv', ['code', 'label'], rows)
+  path = _csv_file(tmp_path / 't.csv', ['code', 'label'], rows)
   with pytest.raises(ValueError, match=(
       r"^Column 'code' of .*t\.csv spells one number as '1' \(line 2\) and '01' \(line 3\)")):
     _read(path, categorical_columns=('code',))
-
-
-# ------------------------------------------- fault 11b: atomic run files ---
-
-
-def _files(directory):
-  return sorted(os.listdir(directory))
-
-
-def test_a_failed_figure_save_keeps_the_good_file(tmp_path, monkeypatch):
-  fig = figures._figure(2, 2)
-  fig.add_subplot().plot([0, 1], [0, 1])
-  path = str(tmp_path / 'figures' / 'roc.png')
-  reporting.save_png(fig, path)  # Creates figures/.
-  good = open(path, 'rb').read()
-  assert good.startswith(b'\x89PNG') and oct(os.stat(path).st_mode & 0o777) == '0o644'
-
-  def half_then_fail(self, f, **kwargs):
-    f.write(b'\x89PNG half a figure')
-    raise RuntimeError('renderer died')
-
-  monkeypatch.setattr(backend_agg.FigureCanvasAgg, 'print_png', half_then_fail)
-  with pytest.raises(RuntimeError, match='renderer died'):
-    reporting.save_png(fig, path)
-  assert open(path, 'rb').read() == good
-  assert _files(tmp_path / 'figures') == ['roc.png']  # No temporary file left.
-
-
-def test_a_failed_image_or_npz_save_keeps_the_good_file(tmp_path, monkeypatch):
-  path = str(tmp_path / 'reconstructions.png')
-  grid = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
-  reporting.save_image(path, grid)
-  np.testing.assert_array_equal(np.asarray(Image.open(path)), grid)
-  good = open(path, 'rb').read()
-  scores = str(tmp_path / 'scores.npz')
-  reporting.save_npz(scores, {'score': np.ones(3, np.float32)})
-  good_scores = open(scores, 'rb').read()
-
-  def half_then_fail(self, f, *args, **kwargs):
-    f.write(b'partial')
-    raise OSError('disk full')
-
-  monkeypatch.setattr(Image.Image, 'save', half_then_fail)
-  with pytest.raises(OSError, match='disk full'):
-    reporting.save_image(path, grid * 2)
-  monkeypatch.setattr(np, 'savez', lambda f, **arrays: half_then_fail(None, f))
-  with pytest.raises(OSError, match='disk full'):
-    report.save_scores(scores, [0, 1, 1], {'score': np.zeros(3)})
-  assert open(path, 'rb').read() == good and open(scores, 'rb').read() == good_scores
-  assert _files(tmp_path) == ['reconstructions.png', 'scores.npz']
-  with pytest.raises(ValueError, match=r'Cannot tell the image format of .*grid\.xyz'):
-    reporting.save_image(str(tmp_path / 'grid.xyz'), grid)

@@ -1,4 +1,4 @@
-"""The 'sklearn_tabular' source: bundled scikit-learn sets through the tabular path."""
+"""Tests of `data.sklearn_tabular`: bundled scikit-learn sets through the tabular path."""
 
 import numpy as np
 import pytest

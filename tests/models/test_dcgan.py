@@ -1,17 +1,11 @@
-"""Level 1: shapes and parameter counts of the networks for several sizes."""
+"""Tests of `models.dcgan`: shapes, parameter counts and init of the DCGAN nets."""
 
-import flax
 import jax
 import jax.numpy as jnp
 import pytest
 
-from ganad_jax.models import autoencoder
 from ganad_jax.models import dcgan
-from ganad_jax.models import mlp
-
-
-def _count(params):
-  return sum(x.size for x in jax.tree.leaves(params))
+import helpers
 
 
 @pytest.mark.parametrize("size,channels", [(16, 1), (32, 3), (64, 1), (128, 3)])
@@ -35,7 +29,7 @@ def test_parameter_count_matches_dcgan_formula():
   encoder = dcgan.Encoder(out_features=100, base_features=64)
   params = encoder.init(jax.random.key(0), jnp.zeros((1, 32, 32, 1)))["params"]
   expected = 16 * (1 * 64 + 64 * 128 + 128 * 256 + 256 * 100) + 2 * (128 + 256)
-  assert _count(params) == expected
+  assert helpers.param_count(params) == expected
 
 
 def test_init_statistics_follow_dcgan():
@@ -69,31 +63,3 @@ def test_batchnorm_eval_mode_is_per_sample():
   alone, _ = encoder.apply(variables, x[:1], train=False)
   batched, _ = encoder.apply(variables, x, train=False)
   assert jnp.allclose(alone[0], batched[0], atol=1e-5)
-
-
-def test_mlp_shapes():
-  net = mlp.MLP(widths=(20, 10), out_features=3)
-  x = jnp.zeros((5, 7))
-  variables = net.init(jax.random.key(0), x)
-  out, features = net.apply(variables, x)
-  assert out.shape == (5, 3) and features["penultimate"].shape == (5, 10)
-  assert _count(flax.core.unfreeze(variables)["params"]) == 7 * 20 + 20 + 20 * 10 + 10 + 10 * 3 + 3
-
-
-@pytest.mark.parametrize("input_shape", [(16, 16, 1), (7,)])
-def test_decoders_return_the_reconstruction_alone(input_shape):
-  # One return type for every decoder: the array, whatever the input kind.
-  decoder = autoencoder.decoder(input_shape, base_features=4, mlp_widths=(6,), dtype=jnp.float32)
-  z = jnp.zeros((2, 3))
-  variables = jax.eval_shape(decoder.init, jax.random.key(0), z)
-  out = jax.eval_shape(lambda v: decoder.apply(v, z, train=False), variables)
-  assert isinstance(out, jax.ShapeDtypeStruct) and out.shape == (2,) + input_shape
-
-
-def test_mlp_without_features_has_the_same_parameters():
-  x = jnp.ones((2, 7))
-  with_features = mlp.MLP(widths=(5,), out_features=3)
-  variables = with_features.init(jax.random.key(0), x)
-  out, _ = with_features.apply(variables, x)
-  alone = mlp.MLP(widths=(5,), out_features=3, return_features=False).apply(variables, x)
-  assert jnp.array_equal(out, alone)

@@ -1,4 +1,4 @@
-"""Tests of the AnoGAN method: training step, scoring, tabular path, configs."""
+"""Tests of `methods.anogan`: training step, scoring, tabular path, configs."""
 
 import functools
 import importlib.util
@@ -14,10 +14,10 @@ from ganad_jax import methods
 from ganad_jax import train
 from ganad_jax.methods import anogan
 from configs import test as test_config
+import harness
 
 IMAGE = (16, 16, 1)
 VECTOR = (10,)
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(**search):
@@ -134,7 +134,7 @@ def test_rejects_what_it_cannot_do():
 
 
 def _load_config(name, arg=None):
-  path = os.path.join(REPO, "configs", name)
+  path = os.path.join(harness.REPO, "configs", name)
   spec = importlib.util.spec_from_file_location(name[:-3], path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

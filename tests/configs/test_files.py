@@ -1,4 +1,4 @@
-"""The config package: typed config-file arguments, the dotted setter, every config file."""
+"""Tests of `configs.files`: typed config-file arguments; every configs/*.py file takes them."""
 
 import glob
 import importlib.util
@@ -7,14 +7,16 @@ import os
 import pytest
 
 from ganad_jax import configs
+import harness
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_FILES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "configs", "*.py"))
+CONFIG_FILES = sorted(os.path.basename(p)
+                      for p in glob.glob(os.path.join(harness.REPO, "configs", "*.py"))
                       if not p.endswith("__init__.py"))
 
 
 def _load(name):
-  spec = importlib.util.spec_from_file_location(name[:-3], os.path.join(REPO, "configs", name))
+  spec = importlib.util.spec_from_file_location(name[:-3],
+                                                os.path.join(harness.REPO, "configs", name))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -39,25 +41,6 @@ def test_parse_arg_types_values_by_their_defaults():
 def test_parse_arg_errors_name_the_pair(arg, match):
   with pytest.raises(ValueError, match=match):
     configs.parse_arg(arg, digit=0, smoke=False)
-
-
-def test_set_field_sets_and_checks():
-  config = configs.base_config()
-  configs.set_field(config, "anogan.search.steps", 7, "Test")
-  configs.set_field(config, "model.mlp_widths", [8, 4], "Test")  # A list becomes a tuple.
-  configs.set_field(config, "optim.lr", 1, "Test")  # An int fits a float field.
-  assert config.anogan.search.steps == 7 and config.model.mlp_widths == (8, 4)
-  assert config.optim.lr == 1.0
-  with pytest.raises(ValueError, match=r"^Test 'train.num_stepz' is not a config field\. Did you "
-                                       r"mean train\.num_steps.*no field 'num_stepz' in section "
-                                       r"train; fields there: batch_size"):
-    configs.set_field(config, "train.num_stepz", 1, "Test")
-  with pytest.raises(ValueError, match=r"no section 'trian' in the config; sections there: anogan"):
-    configs.set_field(config, "trian.num_steps", 1, "Test")
-  with pytest.raises(ValueError, match=r"'anogan.search' is a config section, not a field"):
-    configs.set_field(config, "anogan.search", 1, "Test")
-  with pytest.raises(ValueError, match=r"value 'x' of 'optim.lr' does not fit the field \(float\)"):
-    configs.set_field(config, "optim.lr", "x", "Test")
 
 
 @pytest.mark.parametrize("name", CONFIG_FILES)

@@ -1,0 +1,91 @@
+"""Tests of `cli.run_main`: a refused input is one line, no traceback; a bug keeps its traceback."""
+
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from ganad_jax import cli
+from ganad_jax import configs
+from configs import test as test_config
+import harness
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory, shared_compilation_cache):
+  """(returncode, stdout, stderr) of each bad-input command, run side by side."""
+  tmp = tmp_path_factory.mktemp("refused")
+  bad_config = tmp / "bad_field.py"
+  bad_config.write_text(
+      "from configs import test\n\n\ndef get_config():\n"
+      "  config = test.get_config()\n  config.train.num_stepz = 3\n  return config\n")
+  env = harness.script_env(shared_compilation_cache)
+  train_py = ["experiments/train.py", "--config=configs/test.py"]
+  cases = {
+      "image_size": train_py + ["--config.data.image_size=39", f"--workdir={tmp}/a"],
+      "unknown_override": train_py + ["--config.train.num_stepz=3", f"--workdir={tmp}/b"],
+      "unknown_field": ["experiments/train.py", f"--config={bad_config}", f"--workdir={tmp}/c"],
+      "bad_data_path": train_py + ["--config.data.source=idx", f"--config.data.path={tmp}/none",
+                                   f"--workdir={tmp}/d"],
+      "evaluate_missing": ["experiments/evaluate.py", f"--workdir={tmp}/nonexistent"],
+      "benchmark_bad_size": ["experiments/benchmark.py", "--config=configs/test.py",
+                             "--config.data.image_size=39", "--methods=ae", "--classes=0",
+                             "--seeds=0", f"--workdir={tmp}/e"],
+  }
+  procs = {name: harness.start(args, env) for name, args in cases.items()}
+  return {name: harness.finish(proc) for name, proc in procs.items()}
+
+
+@pytest.mark.parametrize("case,message", [
+    ("image_size", "error: image_size must be a power of two >= 16 (16, 32, 64, 128, 256, ...); "
+                   "got 39."),
+    ("unknown_override", "error: --config.train.num_stepz: unknown config field 'num_stepz' "
+                         "(did you mean 'num_steps'?); ganad_jax/configs/ lists every field."),
+    ("unknown_field", "error: Unknown config field 'config.train.num_stepz'; known fields of "
+                      "config.train:"),
+    ("bad_data_path", "error: Data path for source 'idx' not found:"),
+    ("evaluate_missing", "error: "),
+    ("benchmark_bad_size", "error: image_size must be a power of two"),
+])
+def test_refused_input_is_one_line_without_traceback(refused, case, message):
+  returncode, _, stderr = refused[case]
+  assert returncode == 1, stderr[-3000:]
+  assert "Traceback" not in stderr, stderr[-3000:]
+  assert harness.last_line(stderr).startswith(message), stderr[-3000:]
+  if case == "evaluate_missing":
+    assert "nonexistent/config.json not found" in harness.last_line(stderr)
+
+
+def _raised(fn):
+  try:
+    fn()
+  except Exception as e:  # pylint: disable=broad-except
+    return e
+  raise AssertionError("did not raise")
+
+
+def test_only_our_own_raises_count_as_input_errors():
+  config = test_config.get_config()
+  config.train.num_stepz = 3
+  assert cli.is_input_error(_raised(lambda: configs.validate(config)))
+  assert cli.is_input_error(_raised(lambda: open("/nonexistent/file", encoding="utf-8")))
+  # Bugs keep their traceback: errors raised inside numpy / jax, or of other types.
+  assert not cli.is_input_error(_raised(lambda: np.concatenate([np.zeros(2), np.zeros((2, 2))])))
+  assert not cli.is_input_error(_raised(
+      lambda: jax.jit(lambda x: x.reshape(3))(np.zeros(4, np.float32))))
+  assert not cli.is_input_error(_raised(lambda: {}["key"]))
+  assert not cli.is_input_error(_raised(lambda: int("x")))  # ValueError raised by a builtin.
+
+
+def test_a_bug_keeps_its_traceback(tmp_path):
+  script = tmp_path / "buggy.py"
+  script.write_text("import numpy as np\nfrom ganad_jax import cli\n\n\ndef main(argv):\n"
+                    "  np.concatenate([np.zeros(2), np.zeros((2, 2))])\n\n\n"
+                    "cli.run_main(main)\n")
+  proc = subprocess.run([sys.executable, str(script)], cwd=harness.REPO, env=harness.script_env(),
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 1
+  assert "Traceback" in proc.stderr and "np.concatenate" in proc.stderr
+  assert "error: " not in proc.stderr

