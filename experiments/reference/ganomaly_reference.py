@@ -91,7 +91,6 @@ _OUTF = flags.DEFINE_string("outf", "/tmp/ganomaly_reference_out", "The referenc
 _THREADS = flags.DEFINE_integer("threads", 1, "torch.set_num_threads (1: on a shared 2-core CPU, 2 threads ran 4x slower per step).")
 config_flags.DEFINE_config_file("config", None, "Our config (configs/ganomaly_*.py); override "
                                 "fields with --config.<section>.<field>=value.")
-flags.mark_flags_as_required(["reference_dir", "config", "json_out"])
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
@@ -283,4 +282,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  flags.mark_flags_as_required(["reference_dir", "config", "json_out"])
   app.run(main)
