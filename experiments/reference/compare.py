@@ -53,7 +53,7 @@ def ours_runs(workdir: str, method: str) -> list[dict]:
     folder = os.path.dirname(path)
     runs.append({"class": int(folder.split(os.sep)[-2]), "seed": int(r["seed"]),
                  "auroc": float(r["metrics"]["score"]["auroc"]), "wall_s": r["wall_time_s"]["total"],
-                 "train_s": r["wall_time_s"]["train"],
+                 "train_s": r["wall_time_s"]["train"], "steps": int(r["steps"]),
                  "scalars": read_scalars(os.path.join(folder, "tensorboard"))})
   return runs
 
@@ -98,7 +98,7 @@ def main(argv):
   for ref in refs:
     line += f" {sum(r['wall_s'] for r in ref['runs']):.0f} (one run for all three columns) | | |"
   print(line)
-  line = f"| training s / step | {np.mean([r['train_s'] for r in ours]) / 300:.3f} |"
+  line = f"| training s / step | {np.mean([r['train_s'] / r['steps'] for r in ours]):.3f} |"
   for ref in refs:
     line += (f" {np.mean([r['train_wall_s'] / r['num_steps'] for r in ref['runs']]):.3f} | | |")
   print(line)

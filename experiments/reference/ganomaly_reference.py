@@ -53,8 +53,11 @@ epoch, then `test()`):
            is the best over epochs (`best_auc`, chosen on test labels).
   train_bn_last  `test()`'s AUROC at the last epoch (separates the BatchNorm
            effect from the epoch selection).
-The honest copy is taken before `test()` runs, since `test()`'s train-mode
-passes move the running statistics with test batches.
+The honest copy is taken before `test()` runs, and netG's BatchNorm running
+statistics are restored after it: `test()`'s train-mode passes move them with
+test batches (harmless to the reference's training, which never reads them,
+but a last partial epoch of 3 steps, as for digit 1 at 300 steps, would
+otherwise be scored with statistics that are 73 % test data).
 
 JSON (--json_out): per class and seed the three AUROCs, the per-epoch values,
 the per-step losses and their per-epoch means, D re-init count, wall times;
@@ -217,7 +220,14 @@ def run_one(ref_model, config, seed: int, value_range: str) -> dict:
     model.train_one_epoch()
     train_time += time.time() - t
     honest = honest_scores(model.netg, x_test, int(config.eval.batch_size))
+    # test() runs netG in train mode, which moves its BatchNorm running statistics with test
+    # batches; the reference never reads them (it never evaluates in eval mode), so restoring
+    # them leaves its training unchanged and keeps later honest evaluations free of test data
+    # (without this, a last epoch of a few steps is scored with statistics mostly of the test set).
+    running = {k: v.clone() for k, v in model.netg.state_dict().items()
+               if "running_" in k or "num_batches_tracked" in k}
     res = model.test()  # Train-mode BN, shuffled test loader, min-max, roc.
+    model.netg.load_state_dict(running, strict=False)
     best_auc = max(best_auc, float(res[opt.metric]))
     epoch_steps = steps[first:]
     epochs.append({
