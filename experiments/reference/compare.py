@@ -4,7 +4,9 @@ r"""Tables ours (a benchmark.py workdir) beside the reference driver's JSON: AUR
       --reference=/work/runs/ref_theirs/ganomaly_reference.json,/work/runs/ref_theirs/ganomaly_ours.json
 
 Prints Markdown: per class, mean ± std over seeds of our AUROC and of the
-reference's honest / train-BN-last / paper-protocol AUROCs; then the training
+reference's honest / train-BN-last / paper-protocol AUROCs (the mean row:
+the mean over classes within each seed that has all of them, then mean ± std
+over those seeds); then the training
 losses at our logged steps (our TensorBoard scalars `train/*`, instantaneous
 values of that step; the reference's per-step values at the same steps and
 their mean over the preceding `log_every` steps), mean over all runs.
@@ -20,7 +22,8 @@ from absl import flags
 import numpy as np
 from tensorboardX.proto import event_pb2
 
-_OURS = flags.DEFINE_string("ours", None, "benchmark.py workdir of ours (WORKDIR/ganomaly/C/seedS).")
+_OURS = flags.DEFINE_list("ours", None, "benchmark.py workdirs of ours (WORKDIR/ganomaly/C/seedS), "
+                         "pooled.")
 _REFERENCE = flags.DEFINE_list("reference", [], "JSON files written by ganomaly_reference.py.")
 _METHOD = flags.DEFINE_string("method", "ganomaly", "Method folder under --ours.")
 
@@ -64,7 +67,7 @@ def ms(values) -> str:
 
 def main(argv):
   del argv
-  ours = ours_runs(_OURS.value, _METHOD.value)
+  ours = [r for w in _OURS.value for r in ours_runs(w, _METHOD.value)]
   refs = []
   for path in _REFERENCE.value:
     with open(path) as f:
@@ -83,8 +86,9 @@ def main(argv):
   for c in rows:
     pick = (lambda rs, c=c: [r for r in rs if r["class"] == c]) if c != "mean" else None
 
-    def per_seed_mean(rs, key):
-      seeds = sorted({r["seed"] for r in rs})
+    def per_seed_mean(rs, key):  # Over the seeds that have every class of the table.
+      seeds = sorted(s for s in {r["seed"] for r in rs}
+                     if {r["class"] for r in rs if r["seed"] == s} >= set(classes))
       return [np.mean([r[key] for r in rs if r["seed"] == s]) for s in seeds]
 
     line = f"| {c} | " + (ms([r["auroc"] for r in pick(ours)]) if pick else
