@@ -24,7 +24,9 @@ from tensorboardX.proto import event_pb2
 
 _OURS = flags.DEFINE_list("ours", None, "benchmark.py workdirs of ours (WORKDIR/ganomaly/C/seedS), "
                          "pooled.")
-_REFERENCE = flags.DEFINE_list("reference", [], "JSON files written by ganomaly_reference.py.")
+_REFERENCE = flags.DEFINE_list("reference", [], "JSON files written by ganomaly_reference.py "
+                                "(files of the same --value_range are pooled).")
+_SEEDS = flags.DEFINE_list("seeds", [], "Only these seeds (both sides); empty = all.")
 _METHOD = flags.DEFINE_string("method", "ganomaly", "Method folder under --ours.")
 
 # The reference's loss names -> ours.
@@ -68,10 +70,20 @@ def ms(values) -> str:
 def main(argv):
   del argv
   ours = [r for w in _OURS.value for r in ours_runs(w, _METHOD.value)]
-  refs = []
+  refs = []  # One column group per value range; files of the same range are pooled.
   for path in _REFERENCE.value:
     with open(path) as f:
-      refs.append(json.load(f))
+      ref = json.load(f)
+    same = [r for r in refs if r["value_range"] == ref["value_range"]]
+    if same:
+      same[0]["runs"] = same[0]["runs"] + ref["runs"]
+    else:
+      refs.append(ref)
+  if _SEEDS.value:
+    keep = {int(x) for x in _SEEDS.value}
+    ours = [r for r in ours if r["seed"] in keep]
+    for ref in refs:
+      ref["runs"] = [r for r in ref["runs"] if r["seed"] in keep]
   classes = sorted({r["class"] for r in ours})
   header = "| anomalous digit | ours |"
   rule = "|---|---|"
