@@ -32,7 +32,8 @@ setuptools.setup(
         "threadpoolctl",
     ],
     extras_require={
-        "test": ["pytest", "hypothesis"],
+        # pytest-xdist: the suite runs on every core (pytest.ini), at most 4 workers.
+        "test": ["pytest", "pytest-xdist>=3.8,<4", "hypothesis"],
         # Reading .pth weight files and the PyTorch equivalence tests of the
         # backbones; pinned to versions that import together (torchvision
         # 0.28 with torch 2.13 fails: "operator torchvision::nms does not exist").
