@@ -10,6 +10,7 @@ backbone weights) are in tests/conftest.py; subprocesses in tests/harness.py.
 """
 
 import functools
+import importlib.util
 import json
 import os
 
@@ -25,6 +26,19 @@ from ganad_jax.data import splits as splits_lib
 from configs import test as test_config
 
 # ------------------------------------------------------------------- runs ---
+
+
+def experiment_config(name: str, arg: str | None = None):
+  """`get_config(arg)` of configs/<name>, validated, its method built for its input shape."""
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", name)
+  spec = importlib.util.spec_from_file_location(name[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(arg) if arg is not None else module.get_config()
+  configs.validate(config)
+  methods.make(config, (config.data.image_size, config.data.image_size, config.data.channels))
+  return config
+
 
 SHAPE = (16, 16, 1)  # configs/test.py's images.
 # The long run: checkpoints at 1 (Orbax saves the first step), 5, 10, 15, 20.

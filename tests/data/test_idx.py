@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from ganad_jax import data
-from ganad_jax.data import folder
 from ganad_jax.data import idx
-from ganad_jax.data import images
 import helpers
 
 MNIST_DIR = os.path.join(helpers.SHARED_DATA, 'mnist')

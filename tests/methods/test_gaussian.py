@@ -1,6 +1,5 @@
 """Tests of `methods.gaussian`: Mahalanobis on pixels, flax-file, workdir, pretrained features."""
 
-import importlib.util
 import json
 import os
 import textwrap
@@ -13,7 +12,6 @@ import pytest
 from sklearn import covariance
 
 from ganad_jax import checkpoints
-from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import methods
@@ -21,7 +19,6 @@ from ganad_jax import runner
 from ganad_jax import workdir as workdir_lib
 from ganad_jax.methods import egbad
 from configs import test as test_config
-import harness
 import helpers
 
 IMAGE = (16, 16, 1)
@@ -222,14 +219,7 @@ def test_gaussian_rejects_bad_config():
 
 @pytest.mark.parametrize("name", ["gaussian_digits.py"])
 def test_experiment_configs_are_valid(name):
-  path = os.path.join(harness.REPO, "configs", name)
-  spec = importlib.util.spec_from_file_location(name[:-3], path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  configs.validate(config)
-  assert config.method in methods.NAMES
-  methods.make(config, (config.data.image_size, config.data.image_size, config.data.channels))
+  assert helpers.experiment_config(name).method == "gaussian"
 
 
 def test_gaussian_workdir_features_of_an_ensemble(ensemble_workdir):
