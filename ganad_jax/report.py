@@ -73,6 +73,8 @@ def results(config: ml_collections.ConfigDict, splits: data.Splits, run: runner.
                      "members": members.size, "split_seed": config.seed},
         "members": member_results,
         "table": tables.summarize(member_results)})
+  if "paper_repro" in info:  # Labelled apart: it chose an epoch on test labels.
+    out["paper_repro"] = info["paper_repro"]
   out.update({
       "wall_time_s": wall_time_s,
       "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",

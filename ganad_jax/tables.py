@@ -6,7 +6,8 @@ Pure functions of results dicts (no file I/O):
   - an ensemble or a sweep: `summarize` (a row per (setting, grid point),
     mean ± std over seeds) and `markdown` (sweep.md);
   - a benchmark grid: `benchmark_summary` (per (method, class) and overall)
-    and `benchmark_markdown` (benchmark.md, one table per metric).
+    and `benchmark_markdown` (benchmark.md, one table per metric);
+    `protocol_rows` puts a grid's honest and paper_repro AUROCs side by side.
 """
 
 import math
@@ -206,3 +207,25 @@ def benchmark_markdown(table: dict, metric: str = "auroc") -> str:
   rows.append(["**mean**"] + [cell(table[m]["overall"][metric]) for m in methods])
   rows.append(["wall time (s)"] + [f"{table[m]['wall_time_s']:.0f}" for m in methods])
   return f"{metric}\n\n" + markdown_table(["class"] + methods, rows)
+
+
+def protocol_rows(rows: list[dict]) -> list[dict]:
+  """`benchmark.run_grid` rows as three AUROC columns per method: honest vs the references' protocol.
+
+  For every run with a "paper_repro" entry (`ganad_jax.paper_repro.summary`):
+  "<method> honest" (the run's own AUROC: last or validation-chosen step,
+  eval-mode BatchNorm, raw scores), "<method> paper_repro" (the best epoch
+  on test labels, the references' test-time BatchNorm) and "<method>
+  paper_repro last" (the same protocol at the last epoch: the BatchNorm
+  effect without the epoch choice). Feed them to `benchmark_summary` and
+  `benchmark_markdown(..., "auroc")` for one table.
+  """
+  out = []
+  for r in rows:
+    paper = r.get("paper_repro")
+    if paper is None:
+      continue
+    for column, value in (("honest", r["metrics"]["auroc"]), ("paper_repro", paper["auroc"]),
+                          ("paper_repro last", paper["auroc_last"])):
+      out.append(dict(r, method=f"{r['method']} {column}", metrics={"auroc": value}))
+  return out

@@ -33,6 +33,7 @@ from ganad_jax import data
 from ganad_jax import divergence
 from ganad_jax import early_stopping
 from ganad_jax import evaluation
+from ganad_jax import paper_repro
 from ganad_jax import report
 from ganad_jax import reporting
 from ganad_jax import runner
@@ -113,7 +114,12 @@ def _validation_means(writer, run: runner.Run, score_fn, state, config, val_x,
 
 
 def _resume(config, mngr, run: runner.Run, abstract_state, total_steps: int):
-  """(step, state, its train metrics) of the newest good checkpoint, or (None, None, None).
+  """(step, state, train metrics, paper_repro records) of the newest good checkpoint.
+
+  (None, None, None, []) when there is none.
+
+  The train metrics are those saved with the checkpoint, as are the
+  paper_repro records up to its step (`meta["paper_repro"]`, [] if none).
 
   Raises:
     checkpoints.IncompatibleCheckpointError: the checkpoint is of another run,
@@ -122,7 +128,7 @@ def _resume(config, mngr, run: runner.Run, abstract_state, total_steps: int):
   start, state = checkpoints.restore_latest(mngr, abstract_state, run.meta,
                                             set_aside_corrupt=True)
   if state is None:
-    return None, None, None
+    return None, None, None, []
   if start > total_steps:
     raise checkpoints.IncompatibleCheckpointError(
         f"Checkpoint {mngr.directory}/{start} is at step {start}, past the {total_steps} "
@@ -130,9 +136,10 @@ def _resume(config, mngr, run: runner.Run, abstract_state, total_steps: int):
         f"{config.train.num_epochs}). Use a fresh --workdir, or at least {start} steps.")
   # The train metrics of the checkpoint's step: a run resumed at its last
   # step reports the same final_train_metrics as the uninterrupted one.
-  record = checkpoints.read_meta(mngr, start).get("train_metrics")
+  meta = checkpoints.read_meta(mngr, start)
   logging.info("Resumed from %s at step %d.", mngr.directory, start)
-  return start, state, _metrics_from_record(record, run.stacked)
+  return (start, state, _metrics_from_record(meta.get("train_metrics"), run.stacked),
+          meta.get("paper_repro", []))
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits):
@@ -143,8 +150,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits):
   normals is computed; the state with the lowest one is kept in `workdir/best`
   and returned, and training stops after `patience` evaluations without an
   improvement of `min_delta` (`ganad_jax.early_stopping`). Test data plays no
-  part. A method with a closed-form `fit` (no `train_step`) is fitted once and
-  saved at step 0.
+  part, but for the labelled `config.eval.paper_repro` (the references'
+  per-epoch test evaluation, `ganad_jax.paper_repro`), which only adds
+  `info["paper_repro"]`. A method with a closed-form `fit` (no `train_step`)
+  is fitted once and saved at step 0.
 
   With `config.ensemble`, `method` is the stacked method, `state` has a leading
   member axis, and every member has its own early stopping (its best state is
@@ -152,8 +161,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits):
   not) and `info` holds per-member lists.
 
   Raises:
-    ValueError: an invalid config (`configs.validate`), or fewer training
-      examples than `config.train.batch_size`.
+    ValueError: an invalid config (`configs.validate`), fewer training
+      examples than `config.train.batch_size`, or paper_repro with an ensemble.
     PermissionError: the workdir is not writable.
     checkpoints.IncompatibleCheckpointError: the workdir's checkpoint is of
       another run, or past this run's steps.
@@ -179,6 +188,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
   if num_train < run.batch_size:
     raise ValueError(f"The training split has {num_train} normal samples, fewer "
                      f"than config.train.batch_size={run.batch_size}.")
+  if config.eval.paper_repro and run.stacked:
+    raise ValueError("config.eval.paper_repro=True is for single runs; this config is an "
+                     "ensemble (config.ensemble). Run its members one by one.")
   total_steps = 0 if run.method.train_step is None else num_train_steps(config, num_train)
   train_x = sharding.put_train_data(run.mesh, splits.train.x, config.mesh.train_data)
   init_batch = sharding.put(run.mesh, splits.train.x[:run.batch_size])
@@ -186,11 +198,22 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
   # The checkpoint is checked against this run before anything is compiled or
   # written: a refused run leaves the workdir's config.json as it was.
   abstract_state, state_sharding = runner.abstract_init(run, init_batch)
-  start, state, last_metrics = _resume(config, mngr, run, abstract_state, total_steps)
+  start, state, last_metrics, paper_records = _resume(config, mngr, run, abstract_state,
+                                                      total_steps)
   if state is None:
     state = runner.init_state(run, init_batch, state_sharding)
   if jax.process_index() == 0:
     reporting.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  paper_fn = paper_repro.score_fn(run.method) if config.eval.paper_repro else None
+  # A run resumed with more steps drops the record of its predecessor's last
+  # step where that was no epoch's end: the uninterrupted run has none there.
+  paper_records = [r for r in paper_records if paper_repro.is_epoch_end(
+      r["step"], total_steps, num_train, run.batch_size)]
+
+  def paper_eval(state, step):
+    paper_records.append(paper_repro.evaluate(
+        paper_fn, state, splits.test.x, splits.test.y, run.keys.score, run.batch_size,
+        config.seed, step))
 
   if run.method.train_step is None:
     if start is None:
@@ -198,8 +221,12 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
                                state_sharding)
       divergence.check_state(state, {}, 0, workdir, None, run.members)
       checkpoints.save(mngr, 0, state, run.meta, force=True)
-    return run, state, {"steps": 0, "train_seconds": time.perf_counter() - t_start,
-                        "final_train_metrics": None}
+    info = {"steps": 0, "train_seconds": time.perf_counter() - t_start,
+            "final_train_metrics": None}
+    if paper_fn is not None:
+      paper_eval(state, 0)
+      info["paper_repro"] = paper_repro.summary(paper_records)
+    return run, state, info
 
   early = config.train.early_stopping
   step = int(np.max(sharding.to_host(state["step"])))
@@ -238,11 +265,17 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
           best.save(step, state, improved, tracker)
         if tracker.done:
           stopped_at = step
-      # Every saved step fetched its metrics (`will_save`): they go with the state.
-      if (is_last or mngr.should_save(step) or stopped_at is not None) and checkpoints.save(
-          mngr, step, state, dict(run.meta, train_metrics=_metrics_record(last_metrics)),
-          force=is_last or stopped_at is not None):
-        last_good = step
+      if paper_fn is not None and paper_repro.is_epoch_end(step, total_steps, num_train,
+                                                           run.batch_size):
+        paper_eval(state, step)
+      # Every saved step fetched its metrics (`will_save`): they go with the
+      # state, as do the paper_repro records so far.
+      if is_last or mngr.should_save(step) or stopped_at is not None:
+        meta = dict(run.meta, train_metrics=_metrics_record(last_metrics))
+        if paper_fn is not None:
+          meta["paper_repro"] = list(paper_records)
+        if checkpoints.save(mngr, step, state, meta, force=is_last or stopped_at is not None):
+          last_good = step
     mngr.wait_until_finished()
   train_seconds = time.perf_counter() - t_train
 
@@ -256,6 +289,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
                    tracker.best_steps if run.stacked else tracker.best_steps[0])
     state = best.final_state(state, step, tracker)
     info.update(tracker.info(run.stacked))
+  if paper_fn is not None:
+    info["paper_repro"] = paper_repro.summary(paper_records)
   return run, state, info
 
 

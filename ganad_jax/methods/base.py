@@ -26,6 +26,13 @@ A method with a generator (AnoGAN, EGBAD) also provides
   generate(state, z) -> x
       Eval mode, z (N, config.model.nz); used for the latent-walk figure.
 
+A method whose reference code scores differently at test time (GANomaly and
+Skip-GANomaly: BatchNorm left in train mode) also provides
+  paper_score(state, batch, key) -> outputs
+      As `score`, but as the reference scores: used only by the labelled
+      paper_repro protocol (`ganad_jax.paper_repro`), never for the run's
+      metrics. Running statistics are not updated.
+
 A method whose nets make useful features (AE, SSIM-AE, VAE, AnoGAN, EGBAD)
 exports them in `features`, {net name: `FeatureNet`}: the Gaussian scorer's
 features="workdir" reads a trained run's nets through it.
@@ -70,6 +77,7 @@ class Method(NamedTuple):
   fit: Callable[..., State] | None = None
   generate: Callable[[State, jax.Array], jax.Array] | None = None
   features: dict[str, FeatureNet] | None = None
+  paper_score: Callable[[State, jax.Array, jax.Array], dict[str, jax.Array]] | None = None
 
 
 def check_input_shape(input_shape: tuple[int, ...], name: str,

@@ -26,7 +26,8 @@ The loss weights live in `state["hparams"]` (float32 scalars set by `init` from
 learning rate lives in the Adam state (`base.adam`).
 
 Scoring puts every net in eval mode (the reference leaves BatchNorm in train
-mode at test, which lets test images influence each other). Outputs: "score"
+mode at test, which lets test images influence each other: `paper_score`, for
+the labelled paper_repro protocol only). Outputs: "score"
 = mean((z - z_hat)^2) over latent dims (the paper's score, raw, no min-max),
 "score_recon" = mean|x - x_hat|, "recon" = x_hat and, for images, "map" =
 |x - x_hat| averaged over channels (the reference has no map).
@@ -94,15 +95,19 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       WEIGHTS, lambda g_out: g_out[0], g_terms, d_scale=0.5,
       reinit_below=float(config.ganomaly.reinit_d_below))
 
-  def score(state, batch, key):
-    del key  # Deterministic.
-    (x_hat, z, z_hat), _ = base.apply(generator, state["params"]["g"],
-                                      state["batch_stats"]["g"], batch, train=False)
-    residual = jnp.abs(batch - x_hat)
-    outputs = {"score": jnp.mean(jnp.square(z - z_hat), axis=1),
-               "score_recon": losses.per_sample_mean(residual), "recon": x_hat}
-    if is_image:
-      outputs["map"] = residual.mean(axis=-1)
-    return outputs
+  def make_score(train_bn: bool):
+    def score(state, batch, key):
+      del key  # Deterministic.
+      # train_bn: the updated statistics are dropped; the state is not changed.
+      (x_hat, z, z_hat), _ = base.apply(generator, state["params"]["g"],
+                                        state["batch_stats"]["g"], batch, train=train_bn)
+      residual = jnp.abs(batch - x_hat)
+      outputs = {"score": jnp.mean(jnp.square(z - z_hat), axis=1),
+                 "score_recon": losses.per_sample_mean(residual), "recon": x_hat}
+      if is_image:
+        outputs["map"] = residual.mean(axis=-1)
+      return outputs
+    return score
 
-  return base.Method(init, train_step, score)
+  # The reference's test() leaves netG in train mode: its paper_score.
+  return base.Method(init, train_step, make_score(False), paper_score=make_score(True))

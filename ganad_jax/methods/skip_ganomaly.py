@@ -24,6 +24,8 @@ rec = mean((x - x_hat)^2) (the reference's; `score_rec="l1"` gives the
 paper's mean|x - x_hat|) and feature = mean((f_D(x) - f_D(x_hat))^2), raw (no
 min-max). Also "score_recon" (rec), "score_feature" (feature), "recon" and
 "map" (the per-pixel rec residual averaged over channels; its mean is rec).
+The reference scores with both nets in train mode (`paper_score`, for the
+labelled paper_repro protocol only).
 """
 
 import jax
@@ -69,17 +71,23 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       generator, discriminator, base.adam(config.optim), section, HPARAMS, lambda x_hat: x_hat,
       g_terms, d_scale=1.0, reinit_below=float(section.reinit_d_below))
 
-  def score(state, batch, key):
-    del key  # Deterministic.
-    params, stats = state["params"], state["batch_stats"]
-    x_hat, _ = base.apply(generator, params["g"], stats["g"], batch, train=False)
-    _, real_feat, _ = gan.discriminate_fd(discriminator, params["d"], stats["d"], batch, False)
-    _, fake_feat, _ = gan.discriminate_fd(discriminator, params["d"], stats["d"], x_hat, False)
-    rec_map = residual_fn(batch - x_hat).mean(axis=-1)
-    rec = losses.per_sample_mean(rec_map)
-    feature = losses.per_sample_mean(jnp.square(real_feat - fake_feat))
-    lam = state["hparams"]["score_lambda"]
-    return {"score": lam * rec + (1.0 - lam) * feature, "score_recon": rec,
-            "score_feature": feature, "recon": x_hat, "map": rec_map}
+  def make_score(train_bn: bool):
+    def score(state, batch, key):
+      del key  # Deterministic.
+      # train_bn: the updated statistics are dropped; the state is not changed.
+      params, stats = state["params"], state["batch_stats"]
+      x_hat, _ = base.apply(generator, params["g"], stats["g"], batch, train=train_bn)
+      _, real_feat, _ = gan.discriminate_fd(discriminator, params["d"], stats["d"], batch,
+                                            train_bn)
+      _, fake_feat, _ = gan.discriminate_fd(discriminator, params["d"], stats["d"], x_hat,
+                                            train_bn)
+      rec_map = residual_fn(batch - x_hat).mean(axis=-1)
+      rec = losses.per_sample_mean(rec_map)
+      feature = losses.per_sample_mean(jnp.square(real_feat - fake_feat))
+      lam = state["hparams"]["score_lambda"]
+      return {"score": lam * rec + (1.0 - lam) * feature, "score_recon": rec,
+              "score_feature": feature, "recon": x_hat, "map": rec_map}
+    return score
 
-  return base.Method(init, train_step, score)
+  # The reference's test() leaves netg and netd in train mode: its paper_score.
+  return base.Method(init, train_step, make_score(False), paper_score=make_score(True))
