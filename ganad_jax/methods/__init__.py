@@ -48,4 +48,5 @@ def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
   lowered = lambda fn: None if fn is None else fast_conv.lowered(fn)
   return method._replace(init=lowered(method.init), train_step=lowered(method.train_step),
                          score=lowered(method.score), fit=lowered(method.fit),
-                         generate=lowered(method.generate))
+                         generate=lowered(method.generate),
+                         paper_score=lowered(method.paper_score))
