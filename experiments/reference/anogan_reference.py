@@ -12,7 +12,9 @@ point --pyod_path at it (torch comes from the interpreter running this file):
       --ours=/work/runs/anoganref_ours
 
 (--ours: a `benchmark.py --methods=anogan` workdir of the same config and
-seeds; with it the Markdown tables put our runs beside the reference's.)
+seeds; with it the Markdown tables put our runs beside the reference's.
+--check_seeds / --check_searches: the seeds that also get the per-row runs
+below, and which of them; each costs about one carry_over.)
 
 For each seed the data are `ganad_jax.data.load(config.data, seed)`: the
 train / test arrays our benchmark uses (features already MinMax-scaled to
@@ -38,27 +40,38 @@ then take the same steps.
 Scores of the reference, all on the test rows:
   decision_function  PyOD's own test score: NO search; every row is compared
                      with the G(z) fitted to the LAST training row.
-  carry_over         PyOD's query loop (its `fit` with epochs=0 on the trained
-                     nets) over the test rows in test order: as in its fit, one
-                     z and one Adam state are carried from each row to the next.
+  carry_over         PyOD's query loop (its `fit` with epochs=0, on the nets as
+                     its training left them) over the test rows in test order:
+                     as in its fit, z, the Adam state and the nets' changes
+                     are carried from each row to the next.
   carry_over_shuffled  the same over the rows in a shuffled order, mapped back:
                      how much a row's score depends on the order of the set.
   fresh              the query loop run on one row at a time (a new fit call
                      per row): each row from a fresh z0 (PyOD's own draw, a
                      new nn.Linear bias) and a fresh Adam.
-Patches, applied here at run time (no PyOD file is edited): the module's
-Generator / Discriminator names return the trained nets for the query runs, and
-its QueryModel is subclassed to record z, G(z) and D(G(z)) at every forward
-(the per-step losses are recomputed from them with the loop's expression, and
-checked against the loop's own final loss).
+  fresh_frozen       as fresh, with G's and D's parameters requires_grad
+                     False, so that the loop moves z alone (PyOD's Adam is
+                     built over `query_model.parameters()`, which include G's
+                     and D's: as shipped its loop trains the nets too).
+Patches, applied here at run time and undone after each fit (no PyOD file is
+edited): the module's Generator / Discriminator names return copies of the
+trained nets for the query runs; QueryModel's __init__ and forward are
+wrapped to keep a copy of G and D as training left them (before fit's query
+loop over the training rows changes them) and to record z, G(z), D(G(z)) and
+(a forward hook on D) the loop's D(query) at every step. The per-step losses
+are recomputed from these with the loop's expression and checked against
+the loop's own final loss.
 
 Ours on the SAME weights: the reference's trained G and D are copied into Flax
 MLPs of the reference's architecture (built here only: Dense, LeakyReLU of the
 reference's slope, sigmoid D output), checked to give the same outputs, then
   ours_ref_loss   `latent_search.search_chunk` with lam = F / (F + 1), f = D's
                   output, select 'final', the same steps and lr, started from
-                  each row's z0 of the `fresh` run: the search-level check
-                  (scores x (F + 1) / F against `fresh`, per row and per step);
+                  each row's z0 of the `fresh_frozen` run: the search-level
+                  check (scores x (F + 1) / F against `fresh_frozen`, per row
+                  and per step);
+  ours_ref_loss_ulp  the same from z0 moved by one float32 ulp (how far
+                  round-off alone carries the search);
   ours_config     `latent_search.search` as our config has it (lam 0.1 on D's
                   penultimate layer, z from zeros, best iterate) on the
                   reference's nets.
@@ -94,6 +107,10 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds: our split seed and 
 _CHECK_SEEDS = flags.DEFINE_list("check_seeds", [], "Seeds of the per-row search-level check "
                                  "(`fresh`, `ours_ref_loss`) and of `carry_over_shuffled`; "
                                  "empty = all --seeds.")
+_CHECK_SEARCHES = flags.DEFINE_list(
+    "check_searches", ["carry_over_shuffled", "fresh", "fresh_frozen"],
+    "Reference searches run on the check seeds besides carry_over (fresh_frozen gives the z0 of "
+    "the per-row check).")
 _JSON_OUT = flags.DEFINE_string("json_out", None, "Where to write the JSON results.")
 _OURS = flags.DEFINE_string("ours", None, "benchmark.py workdir of our AnoGAN (same config, "
                             "seeds): adds our runs to the printed tables.")
@@ -297,12 +314,13 @@ def ours_on_reference_nets(config, nets, x: np.ndarray, z0: np.ndarray | None, s
     cfg.lam, cfg.select, cfg.patience, cfg.restarts = n_features / (n_features + 1.0), "final", 0, 1
     search = jax.jit(lambda xs, zs: latent_search.search_chunk(
         generate_fn, d_out, xs, zs, jnp.ones((xs.shape[0],), bool), cfg))
-    t0 = time.time()
-    result = jax.block_until_ready(search(xj, jnp.asarray(z0)[:, None, :]))
     scale = (n_features + 1.0) / n_features  # PyOD's loss = scale x ours at this lam.
-    out["ours_ref_loss"] = {"scores": np.asarray(result.score) * scale,
-                            "losses": np.asarray(result.loss_trajectory) * scale,
-                            "wall_s": time.time() - t0}
+    # The same search from z0 moved by one float32 ulp: how far round-off alone carries it.
+    for name, start in (("ours_ref_loss", z0), ("ours_ref_loss_ulp", np.nextafter(z0, np.inf))):
+      t0 = time.time()
+      result = jax.block_until_ready(search(xj, jnp.asarray(start)[:, None, :]))
+      out[name] = {"scores": np.asarray(result.score) * scale,
+                   "losses": np.asarray(result.loss_trajectory) * scale, "wall_s": time.time() - t0}
   t0 = time.time()
   result = jax.jit(lambda xs: latent_search.search(
       generate_fn, d_layer, xs, jax.random.key(seed), config.anogan.search,
@@ -323,7 +341,7 @@ def compare_searches(ref: dict, ours: dict) -> dict:
                                  "ours": ours["losses"].mean(axis=0).tolist()}}
 
 
-def run_one(pyod_anogan, config, seed: int, check: bool) -> dict:
+def run_one(pyod_anogan, config, seed: int, check: tuple[str, ...]) -> dict:
   """Trains PyOD's AnoGAN on our split of `seed` and scores the test rows every way."""
   import torch  # pylint: disable=import-outside-toplevel
   splits = gdata.load(config.data, seed)
@@ -340,11 +358,11 @@ def run_one(pyod_anogan, config, seed: int, check: bool) -> dict:
   t0 = time.time()
   scores = {"decision_function": det.decision_function(x_test)}
   walls["decision_function"] = time.time() - t0
-  runs = {"carry_over": (x_test, False, False)}
   order = np.random.default_rng(seed).permutation(len(x_test))
-  if check:
-    runs.update({"carry_over_shuffled": (x_test[order], False, False),
-                 "fresh": (x_test, True, False), "fresh_frozen": (x_test, True, True)})
+  runs = {"carry_over": (x_test, False, False)}
+  runs.update({name: args for name, args in (
+      ("carry_over_shuffled", (x_test[order], False, False)), ("fresh", (x_test, True, False)),
+      ("fresh_frozen", (x_test, True, True))) if name in check})
   searches = {}
   for name, (rows, per_row, freeze) in runs.items():
     searches[name] = reference_search(pyod_anogan, config, nets, rows, per_row, freeze, seed)
@@ -352,22 +370,24 @@ def run_one(pyod_anogan, config, seed: int, check: bool) -> dict:
     scores[name] = searches[name]["scores"]
     logging.info("seed %d: %s done (%.0f s)", seed, name, walls[name])
   extra = {}
-  if check:
+  if "carry_over_shuffled" in searches:
     scores["carry_over_shuffled"] = np.empty_like(scores["carry_over_shuffled"])
     scores["carry_over_shuffled"][order] = searches["carry_over_shuffled"]["scores"]
     rel = np.abs(scores["carry_over_shuffled"] - scores["carry_over"]) / scores["carry_over"]
     extra["order_dependence"] = {"max_rel_diff": float(rel.max()),
                                  "median_rel_diff": float(np.median(rel))}
-  z0 = searches["fresh_frozen"]["z0"] if check else None
-  ours = ours_on_reference_nets(config, nets, x_test, z0, seed)
+  frozen = searches.get("fresh_frozen")
+  ours = ours_on_reference_nets(config, nets, x_test, frozen and frozen["z0"], seed)
   extra["flax_vs_torch_max_abs"] = ours["flax_vs_torch_max_abs"]
-  for name in ("ours_config", "ours_ref_loss"):
+  for name in ("ours_config", "ours_ref_loss", "ours_ref_loss_ulp"):
     if name in ours:
       scores[name], walls[name] = ours[name]["scores"], ours[name]["wall_s"]
-  if check:
+  if frozen:
     extra["search_check"] = {
-        "ours_vs_fresh_frozen": compare_searches(searches["fresh_frozen"], ours["ours_ref_loss"]),
-        "fresh_vs_fresh_frozen": compare_searches(searches["fresh_frozen"], searches["fresh"])}
+        "ours_vs_fresh_frozen": compare_searches(frozen, ours["ours_ref_loss"]),
+        "ours_vs_ours_one_ulp": compare_searches(ours["ours_ref_loss"], ours["ours_ref_loss_ulp"])}
+    if "fresh" in searches:
+      extra["search_check"]["fresh_vs_fresh_frozen"] = compare_searches(frozen, searches["fresh"])
   aurocs = {k: float(sk_metrics.roc_auc_score(y_test, v)) for k, v in scores.items()}
   return {"seed": seed, "auroc": aurocs, "wall_s": walls, **extra,
           "steps": len(det.hist_loss_generator), "n_train": len(x_train),
@@ -446,7 +466,7 @@ def print_tables(runs: list[dict], ours: list[dict] | None, num_epochs: int) -> 
   if not checks:
     return
   print("\nSearch-level check, same weights, same z0 per row: per-row final scores and per-step "
-        "losses against the reference's `fresh_frozen`")
+        "losses of each pair (A_vs_B)")
   print("| seed | search | Pearson r | max rel. diff | median rel. diff | max rel. diff, any step |")
   print("|---|---|---|---|---|---|")
   for r in checks:
@@ -456,17 +476,18 @@ def print_tables(runs: list[dict], ours: list[dict] | None, num_epochs: int) -> 
   print("\n| seed | carry_over vs carry_over_shuffled: max / median rel. diff | "
         "Flax vs torch nets, max abs diff |\n|---|---|---|")
   for r in checks:
-    o = r["order_dependence"]
-    print(f"| {r['seed']} | {o['max_rel_diff']:.3f} / {o['median_rel_diff']:.3f} | "
-          f"{r['flax_vs_torch_max_abs']:.1e} |")
+    o = r.get("order_dependence")
+    order = f"{o['max_rel_diff']:.3f} / {o['median_rel_diff']:.3f}" if o else "-"
+    print(f"| {r['seed']} | {order} | {r['flax_vs_torch_max_abs']:.1e} |")
   steps = len(checks[0]["search_check"]["ours_vs_fresh_frozen"]["mean_loss_per_step"]["ours"])
   print("\nMean search loss over test rows at step t (seed %d)" % checks[0]["seed"])
   print("| step | fresh_frozen (PyOD, z only) | ours_ref_loss | fresh (PyOD as shipped) |")
   print("|---|---|---|---|")
   frozen = checks[0]["search_check"]["ours_vs_fresh_frozen"]["mean_loss_per_step"]
-  shipped = checks[0]["search_check"]["fresh_vs_fresh_frozen"]["mean_loss_per_step"]["ours"]
+  shipped = checks[0]["search_check"].get("fresh_vs_fresh_frozen")
   for t in sorted({0, 1, 10, 50, 100, 200, steps - 1} & set(range(steps))):
-    print(f"| {t} | {frozen['reference'][t]:.5f} | {frozen['ours'][t]:.5f} | {shipped[t]:.5f} |")
+    as_shipped = f"{shipped['mean_loss_per_step']['ours'][t]:.5f}" if shipped else "-"
+    print(f"| {t} | {frozen['reference'][t]:.5f} | {frozen['ours'][t]:.5f} | {as_shipped} |")
 
 
 def main(argv):
@@ -481,7 +502,8 @@ def main(argv):
   runs = []
   t0 = time.time()
   for seed in seeds:
-    runs.append(run_one(pyod_anogan, config, seed, seed in check_seeds))
+    runs.append(run_one(pyod_anogan, config, seed,
+                        tuple(_CHECK_SEARCHES.value) if seed in check_seeds else ()))
     logging.info("seed %d: %s", seed, {k: round(v, 4) for k, v in runs[-1]["auroc"].items()})
   result = {"reference": "pyod.models.anogan.AnoGAN", "pyod": pyod.__version__,
             "torch": torch.__version__, "jax": jax.__version__,
