@@ -5,9 +5,13 @@ code (samet-akcay/ganomaly, samet-akcay/skip-ganomaly), which evaluates so:
   - after every training epoch, `test()` scores the whole test split;
   - with BatchNorm in train mode (each test batch normalised by its own
     statistics, so a score depends on its batch-mates): the method's
-    `paper_score` where it has one, else its `score`;
-  - from a shuffled loader, batches of the training batch size, the last one
-    partial (never padded: padding would change the batch statistics);
+    `paper_score` (`methods.base.PaperScore`) where it has one, else its
+    `score`;
+  - in batches of the training batch size, the last one partial (never
+    padded: padding would change the batch statistics), from the reference's
+    test loader: shuffled (GANomaly on MNIST and folders) or not shuffled with
+    the normals first (Skip-GANomaly; GANomaly on CIFAR-10), so that every
+    batch but one holds a single label and train-mode BatchNorm sees it;
   - scores min-max scaled over the test set (monotone: AUROC unchanged);
   - the number printed and saved is the best AUROC over epochs: the epoch is
     chosen on test labels.
@@ -24,10 +28,9 @@ import jax
 import numpy as np
 
 from ganad_jax import metrics as metrics_lib
+from ganad_jax.methods import base
 
-PROTOCOL = ("test split after every epoch; the reference's test-time BatchNorm (train mode for "
-            "GANomaly / Skip-GANomaly); shuffled batches of train.batch_size; min-max scaled; "
-            "best epoch chosen on test labels")
+TEST_ORDERS = ("shuffled", "sorted")
 
 
 def is_epoch_end(step: int, total_steps: int, num_train: int, batch_size: int) -> bool:
@@ -35,28 +38,46 @@ def is_epoch_end(step: int, total_steps: int, num_train: int, batch_size: int) -
   return step % max(1, num_train // batch_size) == 0 or step == total_steps
 
 
-def score_fn(method):
-  """jit of the method's `paper_score` (or `score` where the reference scores as we do)."""
-  return jax.jit(method.paper_score or method.score)
-
-
-def evaluate(fn, state, x: np.ndarray, y: np.ndarray, key, batch_size: int, seed: int,
-             step: int) -> dict:
-  """The references' `test()` at `step`: {"step", "auroc"} of `fn` (`score_fn`) over the test split.
+def scorer(method: base.Method, test_order: str = "reference") -> base.PaperScore:
+  """The method's `paper_score` (or its `score`, shuffled, where it has none), jitted.
 
   Args:
-    fn: `score_fn(method)`.
+    method: the run's method.
+    test_order: `config.eval.paper_repro_test_order`: "reference" keeps the
+      method's, or one of TEST_ORDERS.
+
+  Raises:
+    ValueError: an unknown `test_order`, named.
+  """
+  if test_order not in ("reference",) + TEST_ORDERS:
+    raise ValueError(f"config.eval.paper_repro_test_order={test_order!r}; choose one of "
+                     f"reference, {', '.join(TEST_ORDERS)}.")
+  paper = method.paper_score or base.PaperScore(method.score)
+  return base.PaperScore(jax.jit(paper.score),
+                         paper.test_order if test_order == "reference" else test_order)
+
+
+def evaluate(paper: base.PaperScore, state, x: np.ndarray, y: np.ndarray, key, batch_size: int,
+             seed: int, step: int) -> dict:
+  """The references' `test()` at `step`: {"step", "auroc"} over the test split.
+
+  Args:
+    paper: `scorer(method)`.
     state: the state after `step` (not changed).
     x: (N, ...) float32 test inputs; y: (N,) int labels, 1 = anomalous.
     key: the run's score key.
     batch_size: the training batch size (the references' test loader's).
-    seed, step: the shuffle of the test split is drawn from (seed, step).
+    seed, step: a "shuffled" order is drawn from (seed, step); "sorted"
+      keeps the split's order within the normals and within the anomalies.
   """
-  order = np.random.default_rng([seed, step]).permutation(len(x))
+  if paper.test_order == "shuffled":
+    order = np.random.default_rng([seed, step]).permutation(len(x))
+  else:
+    order = np.argsort(y, kind="stable")
   scores = np.empty(len(x), np.float64)
   for start in range(0, len(x), batch_size):
     rows = order[start:start + batch_size]
-    scores[rows] = np.asarray(fn(state, x[rows], key)["score"], np.float64)
+    scores[rows] = np.asarray(paper.score(state, x[rows], key)["score"], np.float64)
   if not np.all(np.isfinite(scores)):
     raise FloatingPointError(f"paper_repro: non-finite test scores at step {step}.")
   span = scores.max() - scores.min()
@@ -64,7 +85,7 @@ def evaluate(fn, state, x: np.ndarray, y: np.ndarray, key, batch_size: int, seed
   return {"step": int(step), "auroc": metrics_lib.auroc(y, scaled)}
 
 
-def summary(records: list[dict]) -> dict:
+def summary(records: list[dict], test_order: str) -> dict:
   """results.json's "paper_repro": every epoch's AUROC, the best (the references' number), the last.
 
   Raises:
@@ -73,5 +94,7 @@ def summary(records: list[dict]) -> dict:
   if not records:
     raise ValueError("paper_repro: no epoch was evaluated.")
   best = max(records, key=lambda r: r["auroc"])  # The first of equals, as the references.
-  return {"protocol": PROTOCOL, "auroc": best["auroc"], "best_step": best["step"],
+  protocol = (f"test split after every epoch; the reference's test-time BatchNorm; {test_order} "
+              "batches of train.batch_size; min-max scaled; best epoch chosen on test labels")
+  return {"protocol": protocol, "auroc": best["auroc"], "best_step": best["step"],
           "auroc_last": records[-1]["auroc"], "per_epoch": records}

@@ -204,7 +204,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
     state = runner.init_state(run, init_batch, state_sharding)
   if jax.process_index() == 0:
     reporting.write_json(os.path.join(workdir, "config.json"), config.to_dict())
-  paper_fn = paper_repro.score_fn(run.method) if config.eval.paper_repro else None
+  paper = None
+  if config.eval.paper_repro:
+    paper = paper_repro.scorer(run.method, config.eval.paper_repro_test_order)
   # A run resumed with more steps drops the record of its predecessor's last
   # step where that was no epoch's end: the uninterrupted run has none there.
   paper_records = [r for r in paper_records if paper_repro.is_epoch_end(
@@ -212,7 +214,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
 
   def paper_eval(state, step):
     paper_records.append(paper_repro.evaluate(
-        paper_fn, state, splits.test.x, splits.test.y, run.keys.score, run.batch_size,
+        paper, state, splits.test.x, splits.test.y, run.keys.score, run.batch_size,
         config.seed, step))
 
   if run.method.train_step is None:
@@ -223,9 +225,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
       checkpoints.save(mngr, 0, state, run.meta, force=True)
     info = {"steps": 0, "train_seconds": time.perf_counter() - t_start,
             "final_train_metrics": None}
-    if paper_fn is not None:
+    if paper is not None:
       paper_eval(state, 0)
-      info["paper_repro"] = paper_repro.summary(paper_records)
+      info["paper_repro"] = paper_repro.summary(paper_records, paper.test_order)
     return run, state, info
 
   early = config.train.early_stopping
@@ -265,14 +267,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
           best.save(step, state, improved, tracker)
         if tracker.done:
           stopped_at = step
-      if paper_fn is not None and paper_repro.is_epoch_end(step, total_steps, num_train,
-                                                           run.batch_size):
+      if paper is not None and paper_repro.is_epoch_end(step, total_steps, num_train,
+                                                        run.batch_size):
         paper_eval(state, step)
       # Every saved step fetched its metrics (`will_save`): they go with the
       # state, as do the paper_repro records so far.
       if is_last or mngr.should_save(step) or stopped_at is not None:
         meta = dict(run.meta, train_metrics=_metrics_record(last_metrics))
-        if paper_fn is not None:
+        if paper is not None:
           meta["paper_repro"] = list(paper_records)
         if checkpoints.save(mngr, step, state, meta, force=is_last or stopped_at is not None):
           last_good = step
@@ -289,8 +291,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
                    tracker.best_steps if run.stacked else tracker.best_steps[0])
     state = best.final_state(state, step, tracker)
     info.update(tracker.info(run.stacked))
-  if paper_fn is not None:
-    info["paper_repro"] = paper_repro.summary(paper_records)
+  if paper is not None:
+    info["paper_repro"] = paper_repro.summary(paper_records, paper.test_order)
   return run, state, info
 
 

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
+from ganad_jax import methods
 from ganad_jax import metrics
 from ganad_jax import paper_repro
 from ganad_jax import train
+from ganad_jax.methods import base
 from helpers import tiny_config
 
 # configs/test.py's GANomaly with ~130 training normals: 8 steps per epoch of 16.
@@ -18,30 +20,55 @@ def test_is_epoch_end_marks_epoch_ends_and_the_last_step():
   assert [s for s in range(1, 6) if paper_repro.is_epoch_end(s, 5, 35, 8)] == [4, 5]
 
 
-def test_evaluate_shuffles_unpadded_batches_and_scores_raw_order():
+def _recording_score(batches):
+  def fn(state, batch, key):
+    del state, key
+    batches.append(batch)
+    return {"score": batch.sum(axis=1)}
+  return fn
+
+
+@pytest.mark.parametrize("order", ["shuffled", "sorted"])
+def test_evaluate_scores_unpadded_batches_in_the_references_order(order):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(37, 3)).astype(np.float32)
   y = (rng.random(37) < 0.4).astype(np.int64)
-  sizes = []
-
-  def fn(state, batch, key):
-    del state, key
-    sizes.append(len(batch))
-    return {"score": batch.sum(axis=1)}
-
-  record = paper_repro.evaluate(fn, None, x, y, None, batch_size=16, seed=0, step=5)
-  assert sizes == [16, 16, 5]  # The last batch is partial, never padded.
+  batches = []
+  paper = base.PaperScore(_recording_score(batches), order)
+  record = paper_repro.evaluate(paper, None, x, y, None, batch_size=16, seed=0, step=5)
+  assert [len(b) for b in batches] == [16, 16, 5]  # The last batch partial, never padded.
+  seen = np.concatenate(batches)
+  if order == "sorted":  # Normals first, each label in the split's order.
+    np.testing.assert_array_equal(seen, np.concatenate([x[y == 0], x[y == 1]]))
+  else:
+    assert not np.array_equal(seen, x)
+    np.testing.assert_array_equal(np.sort(seen, axis=0), np.sort(x, axis=0))
   # Min-max scaling is monotone: the AUROC of the raw per-sample scores.
   assert record == {"step": 5, "auroc": metrics.auroc(y, x.sum(axis=1))}
+
+
+def test_scorer_resolves_the_test_order_and_names_a_bad_one(make_method):
+  assert paper_repro.scorer(make_method("ganomaly")).test_order == "shuffled"
+  assert paper_repro.scorer(make_method("skip_ganomaly")).test_order == "sorted"
+  assert paper_repro.scorer(make_method("ae")).test_order == "shuffled"
+  assert paper_repro.scorer(make_method("ganomaly"), "sorted").test_order == "sorted"
+  with pytest.raises(ValueError, match="paper_repro_test_order='random'"):
+    paper_repro.scorer(make_method("ganomaly"), "random")
 
 
 def test_summary_keeps_the_first_best_epoch_and_the_last():
   records = [{"step": 8, "auroc": 0.7}, {"step": 16, "auroc": 0.9},
              {"step": 24, "auroc": 0.9}, {"step": 30, "auroc": 0.6}]
-  out = paper_repro.summary(records)
+  out = paper_repro.summary(records, "shuffled")
   assert (out["auroc"], out["best_step"], out["auroc_last"]) == (0.9, 16, 0.6)
+  assert "shuffled" in out["protocol"]
   with pytest.raises(ValueError, match="no epoch"):
-    paper_repro.summary([])
+    paper_repro.summary([], "shuffled")
+
+
+@pytest.fixture
+def make_method():
+  return lambda name: methods.make(tiny_config(name), (16, 16, 1))
 
 
 @pytest.fixture(scope="module")

@@ -56,9 +56,13 @@ def eval_config() -> ml_collections.ConfigDict:
       the test split after every epoch, their test-time BatchNorm, the best
       epoch chosen on test labels), reported apart from the honest metrics,
       which it does not change.
+    paper_repro_test_order: the order of the test split in those batches:
+      "reference" (the method's reference's, `methods.base.PaperScore`),
+      "shuffled", or "sorted" (normals first).
   """
   config = ml_collections.ConfigDict()
   config.batch_size = 256
   config.threshold_quantile = 0.95
   config.paper_repro = False
+  config.paper_repro_test_order = "reference"
   return config

@@ -49,4 +49,5 @@ def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
   return method._replace(init=lowered(method.init), train_step=lowered(method.train_step),
                          score=lowered(method.score), fit=lowered(method.fit),
                          generate=lowered(method.generate),
-                         paper_score=lowered(method.paper_score))
+                         paper_score=method.paper_score and method.paper_score._replace(
+                             score=lowered(method.paper_score.score)))

@@ -28,10 +28,10 @@ A method with a generator (AnoGAN, EGBAD) also provides
 
 A method whose reference code scores differently at test time (GANomaly and
 Skip-GANomaly: BatchNorm left in train mode) also provides
-  paper_score(state, batch, key) -> outputs
-      As `score`, but as the reference scores: used only by the labelled
+  paper_score: `PaperScore`
+      How the reference scores its test split; used only by the labelled
       paper_repro protocol (`ganad_jax.paper_repro`), never for the run's
-      metrics. Running statistics are not updated.
+      metrics.
 
 A method whose nets make useful features (AE, SSIM-AE, VAE, AnoGAN, EGBAD)
 exports them in `features`, {net name: `FeatureNet`}: the Gaussian scorer's
@@ -70,6 +70,21 @@ class FeatureNet(NamedTuple):
   apply: Callable[[Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
 
 
+class PaperScore(NamedTuple):
+  """How a method's reference code scores the test split (for `ganad_jax.paper_repro` only).
+
+  Attributes:
+    score: (state, batch, key) -> outputs, as `Method.score` but computed as
+      the reference does (e.g. BatchNorm in train mode: each batch normalised
+      by its own statistics; the state's running statistics are not updated).
+    test_order: the reference's test loader on MNIST and image folders:
+      "shuffled", or "sorted" (not shuffled, normals first, so every batch
+      but one holds a single label, which train-mode BatchNorm then sees).
+  """
+  score: Callable[[State, jax.Array, jax.Array], dict[str, jax.Array]]
+  test_order: str = "shuffled"
+
+
 class Method(NamedTuple):
   init: Callable[[jax.Array, jax.Array], State]
   train_step: Callable[[State, jax.Array, jax.Array], tuple[State, Metrics]] | None
@@ -77,7 +92,7 @@ class Method(NamedTuple):
   fit: Callable[..., State] | None = None
   generate: Callable[[State, jax.Array], jax.Array] | None = None
   features: dict[str, FeatureNet] | None = None
-  paper_score: Callable[[State, jax.Array, jax.Array], dict[str, jax.Array]] | None = None
+  paper_score: PaperScore | None = None
 
 
 def check_input_shape(input_shape: tuple[int, ...], name: str,

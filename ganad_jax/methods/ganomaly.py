@@ -109,5 +109,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       return outputs
     return score
 
-  # The reference's test() leaves netG in train mode: its paper_score.
-  return base.Method(init, train_step, make_score(False), paper_score=make_score(True))
+  # The reference's test() leaves netG in train mode; its MNIST and folder
+  # test loaders shuffle (its CIFAR-10 loader does not).
+  return base.Method(init, train_step, make_score(False),
+                     paper_score=base.PaperScore(make_score(True), "shuffled"))

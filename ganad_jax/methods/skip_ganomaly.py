@@ -89,5 +89,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
               "score_feature": feature, "recon": x_hat, "map": rec_map}
     return score
 
-  # The reference's test() leaves netg and netd in train mode: its paper_score.
-  return base.Method(init, train_step, make_score(False), paper_score=make_score(True))
+  # The reference's test() leaves netg and netd in train mode, on a test
+  # loader that is not shuffled: normals first, then the anomalies.
+  return base.Method(init, train_step, make_score(False),
+                     paper_score=base.PaperScore(make_score(True), "sorted"))
