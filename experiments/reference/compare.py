@@ -101,6 +101,14 @@ def main(argv):
     for ref in refs:
       ref["runs"] = [r for r in ref["runs"] if r["seed"] in keep]
   classes = sorted({r["class"] for r in ours})
+  if refs:  # Only the classes every side has (runs still going, or left out).
+    shared = set(classes).intersection(*({r["class"] for r in ref["runs"]} for ref in refs))
+    if shared != set(classes) or any({r["class"] for r in ref["runs"]} != shared for ref in refs):
+      print(f"(Classes on both sides only: {sorted(shared)}.)\n")
+    classes = sorted(shared)
+    ours = [r for r in ours if r["class"] in shared]
+    for ref in refs:
+      ref["runs"] = [r for r in ref["runs"] if r["class"] in shared]
   names = NAMES[_METHOD.value]
   for ref in refs:
     ref["columns"] = [k for k in COLUMNS if k not in OPTIONAL or all(k in r for r in ref["runs"])]

@@ -152,21 +152,27 @@ def make_opt(config, nc: int, seed: int, outf: str, name: str):
       w_con=float(section.w_con), w_lat=float(section.w_lat), isTrain=True)
 
 
-def honest_scores(netg, netd, x, batch_size: int) -> np.ndarray:
-  """test()'s score expression with copies of netG and netD in eval mode, raw."""
+def honest_terms(netg, netd, x, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """(rec, lat) of test()'s score with copies of netG and netD in eval mode, raw, per image."""
   import torch  # pylint: disable=import-outside-toplevel
   g, d = copy.deepcopy(netg).eval(), copy.deepcopy(netd).eval()
-  out = []
+  recs, lats = [], []
   with torch.no_grad():
     for i in range(0, len(x), batch_size):
       xb = x[i:i + batch_size]
       fake = g(xb)
       _, feat_real = d(xb)
       _, feat_fake = d(fake)
-      rec = torch.mean(torch.pow((xb - fake).reshape(len(xb), -1), 2), dim=1)
-      lat = torch.mean(torch.pow((feat_real - feat_fake).reshape(len(xb), -1), 2), dim=1)
-      out.append((0.9 * rec + 0.1 * lat).numpy())
-  return np.concatenate(out)
+      recs.append(torch.mean(torch.pow((xb - fake).reshape(len(xb), -1), 2), dim=1).numpy())
+      lats.append(torch.mean(torch.pow((feat_real - feat_fake).reshape(len(xb), -1), 2),
+                             dim=1).numpy())
+  return np.concatenate(recs), np.concatenate(lats)
+
+
+def honest_scores(netg, netd, x, batch_size: int) -> np.ndarray:
+  """test()'s score, 0.9 * rec + 0.1 * lat (`honest_terms`), in eval mode."""
+  rec, lat = honest_terms(netg, netd, x, batch_size)
+  return 0.9 * rec + 0.1 * lat
 
 
 def prepare(model, batch: int, nc: int, isize: int) -> None:
