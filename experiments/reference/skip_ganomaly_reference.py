@@ -44,7 +44,7 @@ checkout is edited):
   - `optimize_params` runs inside `torch.autograd.graph.
     allow_mutation_on_saved_tensors()`: backward_d back-propagates err_g_lat,
     whose graph runs through G, after optimizer_g.step() changed G's
-    weights in place; torch >= 1.5 refuses that (RuntimeError "modified by
+    weights in place; current torch refuses that (RuntimeError "modified by
     an inplace operation"), the torch 1.2 the reference pins did not. The
     gradients it puts on G there are zeroed before G's next step; D's
     gradient does not depend on G's weights (only on the fake batch), so

@@ -15,11 +15,10 @@ on the networks as they were before the step (samet-akcay/skip-ganomaly's order)
        + w_lat * mean((f_D(x) - f_D(x_hat))^2)
     D: BCE(D(x), 1) + BCE(D(x_hat), 0)
 The reference also adds G's latent term to D's loss (so D learns to shrink
-the feature distance; with PyTorch >= 1.5 that backward fails, its issue 16)
+the feature distance; current PyTorch refuses that backward, its issue 16)
 and feeds G "noise" from uninitialised memory; neither is in the paper and
-neither is done here. With
-`reinit_d_below` > 0, D's parameters are drawn afresh (with the step key) when
-its loss falls below it (reference: 1e-5).
+neither is done here. With `reinit_d_below` > 0, D's parameters are drawn
+afresh (with the step key) when its loss falls below it (reference: 1e-5).
 
 The loss weights and the score's lambda live in `state["hparams"]` (float32
 scalars set by `init` from `config.skip_ganomaly`), so that a vmapped grid can
