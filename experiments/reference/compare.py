@@ -22,16 +22,32 @@ from absl import flags
 import numpy as np
 from tensorboardX.proto import event_pb2
 
+# Per method: the reference's loss names -> ours.
+NAMES = {
+    "ganomaly": {"err_d": "d_loss", "err_g": "g_loss", "err_g_adv": "g_adv",
+                 "err_g_con": "g_con", "err_g_enc": "g_enc", "d_real": "d_real",
+                 "d_fake": "d_fake"},
+    # Its err_d adds err_g_lat; err_d_bce (the driver's) is the BCE part, our d_loss.
+    "skip_ganomaly": {"err_d_bce": "d_loss", "err_g": "g_loss", "err_g_adv": "g_adv",
+                      "err_g_con": "g_con", "err_g_lat": "g_lat", "d_real": "d_real",
+                      "d_fake": "d_fake"},
+}
+# Reference losses stored weighted, ours unweighted: name -> the config weight to divide by.
+WEIGHTED = {"skip_ganomaly": {"err_g_con": ("skip_ganomaly", "w_con")}}
+# Reference AUROCs per run: key -> column title; the optional ones only where present.
+COLUMNS = {"honest_auroc": "honest", "train_bn_last_auroc": "train-mode BN, last epoch",
+           "train_bn_shuffled_auroc_last": "train-mode BN, last epoch, shuffled test",
+           "paper_auroc": "paper protocol (best test epoch)"}
+OPTIONAL = ("train_bn_shuffled_auroc_last",)
+
 _OURS = flags.DEFINE_list("ours", None, "benchmark.py workdirs of ours (WORKDIR/ganomaly/C/seedS), "
                          "pooled.")
-_REFERENCE = flags.DEFINE_list("reference", [], "JSON files written by ganomaly_reference.py "
-                                "(files of the same --value_range are pooled).")
+_REFERENCE = flags.DEFINE_list("reference", [], "JSON files written by ganomaly_reference.py or "
+                                "skip_ganomaly_reference.py (files of the same --value_range are "
+                                "pooled).")
 _SEEDS = flags.DEFINE_list("seeds", [], "Only these seeds (both sides); empty = all.")
-_METHOD = flags.DEFINE_string("method", "ganomaly", "Method folder under --ours.")
-
-# The reference's loss names -> ours.
-NAMES = {"err_d": "d_loss", "err_g": "g_loss", "err_g_adv": "g_adv", "err_g_con": "g_con",
-         "err_g_enc": "g_enc", "d_real": "d_real", "d_fake": "d_fake"}
+_METHOD = flags.DEFINE_enum("method", "ganomaly", list(NAMES), "Method folder under --ours "
+                            "(and its loss names).")
 
 
 def read_scalars(folder: str) -> dict[str, dict[int, float]]:
@@ -85,13 +101,25 @@ def main(argv):
     for ref in refs:
       ref["runs"] = [r for r in ref["runs"] if r["seed"] in keep]
   classes = sorted({r["class"] for r in ours})
+  if refs:  # Only the classes every side has (runs still going, or left out).
+    shared = set(classes).intersection(*({r["class"] for r in ref["runs"]} for ref in refs))
+    if shared != set(classes) or any({r["class"] for r in ref["runs"]} != shared for ref in refs):
+      print(f"(Classes on both sides only: {sorted(shared)}.)\n")
+    classes = sorted(shared)
+    ours = [r for r in ours if r["class"] in shared]
+    for ref in refs:
+      ref["runs"] = [r for r in ref["runs"] if r["class"] in shared]
+  names = NAMES[_METHOD.value]
+  for ref in refs:
+    ref["columns"] = [k for k in COLUMNS if k not in OPTIONAL or all(k in r for r in ref["runs"])]
+    ref["divisors"] = {k: float(ref["config"][sec][field])
+                       for k, (sec, field) in WEIGHTED.get(_METHOD.value, {}).items()}
   header = "| anomalous digit | ours |"
   rule = "|---|---|"
   for ref in refs:
     vr = ref["value_range"]
-    header += (f" reference, {vr} range: honest | reference, {vr} range: train-mode BN, last epoch"
-               f" | reference, {vr} range: paper protocol (best test epoch) |")
-    rule += "---|---|---|"
+    header += "".join(f" reference, {vr} range: {COLUMNS[k]} |" for k in ref["columns"])
+    rule += "---|" * len(ref["columns"])
   print(header)
   print(rule)
   rows = classes + ["mean"]
@@ -106,17 +134,19 @@ def main(argv):
     line = f"| {c} | " + (ms([r["auroc"] for r in pick(ours)]) if pick else
                           ms(per_seed_mean(ours, "auroc"))) + " |"
     for ref in refs:
-      for key in ("honest_auroc", "train_bn_last_auroc", "paper_auroc"):
+      for key in ref["columns"]:
         vals = [r[key] for r in pick(ref["runs"])] if pick else per_seed_mean(ref["runs"], key)
         line += f" {ms(vals)} |"
     print(line)
   line = f"| wall time, all runs (s) | {sum(r['wall_s'] for r in ours):.0f} |"
   for ref in refs:
-    line += f" {sum(r['wall_s'] for r in ref['runs']):.0f} (one run for all three columns) | | |"
+    line += (f" {sum(r['wall_s'] for r in ref['runs']):.0f} (one run for all its columns) |"
+             + " |" * (len(ref["columns"]) - 1))
   print(line)
   line = f"| training s / step | {np.mean([r['train_s'] / r['steps'] for r in ours]):.3f} |"
   for ref in refs:
-    line += (f" {np.mean([r['train_wall_s'] / r['num_steps'] for r in ref['runs']]):.3f} | | |")
+    line += (f" {np.mean([r['train_wall_s'] / r['num_steps'] for r in ref['runs']]):.3f} |"
+             + " |" * (len(ref["columns"]) - 1))
   print(line)
   print()
   steps = sorted(ours[0]["scalars"]["train/d_loss"])
@@ -124,18 +154,19 @@ def main(argv):
   print("Training losses, mean over all runs: ours (TensorBoard, that step) / reference "
         f"(that step; mean of the last {log_every} steps)" + (" for each value range" if refs else ""))
   print()
-  print("| step | " + " | ".join(NAMES.values()) + " |")
-  print("|---|" + "---|" * len(NAMES))
+  print("| step | " + " | ".join(names.values()) + " |")
+  print("|---|" + "---|" * len(names))
   for step in steps:
     cells = []
-    for ref_name, name in NAMES.items():
+    for ref_name, name in names.items():
       o = np.mean([r["scalars"][f"train/{name}"][step] for r in ours])
       cell = f"{o:.3g}"
       for ref in refs:
+        div = ref["divisors"].get(ref_name, 1.0)
         at = np.mean([r["step_losses"][step - 1][ref_name] for r in ref["runs"]
-                      if len(r["step_losses"]) >= step])
+                      if len(r["step_losses"]) >= step]) / div
         win = np.mean([np.mean([s[ref_name] for s in r["step_losses"][step - log_every:step]])
-                       for r in ref["runs"] if len(r["step_losses"]) >= step])
+                       for r in ref["runs"] if len(r["step_losses"]) >= step]) / div
         cell += f" / {at:.3g} ({win:.3g})"
       cells.append(cell)
     print(f"| {step} | " + " | ".join(cells) + " |")

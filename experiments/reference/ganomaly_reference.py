@@ -65,7 +65,6 @@ plus mean +- std over seeds per class.
 """
 
 import copy
-import json
 import os
 import sys
 import time
@@ -73,65 +72,23 @@ import types
 
 from absl import app
 from absl import flags
-from absl import logging
-from ml_collections import config_flags
 import numpy as np
-from sklearn import metrics as sk_metrics
 
 from ganad_jax import data as gdata
 
-_REFERENCE_DIR = flags.DEFINE_string("reference_dir", None, "Checkout of samet-akcay/ganomaly "
-                                     "(the folder holding lib/model.py).")
-_CLASSES = flags.DEFINE_list("classes", [], "Anomalous classes (data.class_index); empty = the "
-                             "config's.")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (our split seed and the reference's "
-                           "manualseed).")
-_VALUE_RANGE = flags.DEFINE_enum("value_range", "reference", ["reference", "ours"],
-                                 "Input value range (see the module docstring).")
-_JSON_OUT = flags.DEFINE_string("json_out", None, "Where to write the JSON results.")
-_OUTF = flags.DEFINE_string("outf", "/tmp/ganomaly_reference_out", "The reference's --outf "
-                            "(its Visualizer writes a loss log and image folders there).")
-_THREADS = flags.DEFINE_integer("threads", 1, "torch.set_num_threads (1: on a shared 2-core CPU, 2 threads ran 4x slower per step).")
-config_flags.DEFINE_config_file("config", None, "Our config (configs/ganomaly_*.py); override "
-                                "fields with --config.<section>.<field>=value.")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # pylint: disable=wrong-import-position
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+FLAGS = common.define_flags("samet-akcay/ganomaly (the folder holding lib/model.py)",
+                            "/tmp/ganomaly_reference_out")
+# The names ganomaly_step_check.py uses.
+_REFERENCE_DIR = FLAGS.reference_dir
+to_torch = common.to_torch
 
 
 def import_reference(reference_dir: str):
   """Imports the reference's `lib.model` and replaces its `tqdm` by a pass-through."""
-  if not os.path.exists(os.path.join(reference_dir, "lib", "model.py")):
-    raise FileNotFoundError(f"{reference_dir}/lib/model.py not found (--reference_dir).")
-  sys.path.insert(0, reference_dir)
-  from lib import model as ref_model  # pylint: disable=import-outside-toplevel
-  ref_model.tqdm = lambda iterable, **kwargs: iterable  # No progress bars.
-  return ref_model
-
-
-def to_torch(x: np.ndarray, value_range: str):
-  """NHWC float in [-1, 1] -> NCHW torch float32 in the chosen range."""
-  import torch  # pylint: disable=import-outside-toplevel
-  x = np.transpose(np.asarray(x, np.float32), (0, 3, 1, 2))
-  if value_range == "reference":
-    x = ((x + 1.0) / 2.0 - MNIST_MEAN) / MNIST_STD
-  return torch.from_numpy(np.ascontiguousarray(x))
-
-
-class CappedLoader:
-  """A DataLoader that stops after `budget[0]` batches in total (shared across epochs)."""
-
-  def __init__(self, loader, budget: list[int]):
-    self.loader, self.budget, self.dataset = loader, budget, loader.dataset
-
-  def __len__(self):
-    return min(len(self.loader), self.budget[0])
-
-  def __iter__(self):
-    for batch in self.loader:
-      if self.budget[0] <= 0:
-        return
-      self.budget[0] -= 1
-      yield batch
+  return common.import_reference(reference_dir, "lib.model", ("lib.model",))
 
 
 def make_opt(config, nc: int, seed: int, outf: str, name: str):
@@ -172,12 +129,9 @@ def run_one(ref_model, config, seed: int, value_range: str) -> dict:
   y_test = np.asarray(splits.test.y, np.int64)
   nc = int(x_train.shape[1])
   batch = int(config.train.batch_size)
-  steps_per_epoch = len(x_train) // batch
-  num_steps = int(config.train.num_steps) or int(round(float(config.train.num_epochs)
-                                                       * steps_per_epoch))
-  num_epochs = -(-num_steps // steps_per_epoch)
+  steps_per_epoch, num_steps, num_epochs = common.step_budget(config, len(x_train))
   name = f"class{config.data.class_index}_seed{seed}_{value_range}"
-  opt = make_opt(config, nc, seed, _OUTF.value, name)
+  opt = make_opt(config, nc, seed, FLAGS.outf.value, name)
   opt.niter = num_epochs
 
   # The reference's BaseModel.__init__ seeds random, numpy and torch with manualseed first;
@@ -186,109 +140,31 @@ def run_one(ref_model, config, seed: int, value_range: str) -> dict:
   model = ref_model.Ganomaly(opt, dataloader)
   train_ds = torch.utils.data.TensorDataset(x_train, torch.zeros(len(x_train), dtype=torch.long))
   test_ds = torch.utils.data.TensorDataset(x_test, torch.from_numpy(y_test))
-  budget = [num_steps]
-  dataloader["train"] = CappedLoader(torch.utils.data.DataLoader(
-      train_ds, batch_size=batch, shuffle=True, num_workers=0, drop_last=True), budget)
+  dataloader["train"] = common.CappedLoader(torch.utils.data.DataLoader(
+      train_ds, batch_size=batch, shuffle=True, num_workers=0, drop_last=True), [num_steps])
   dataloader["test"] = torch.utils.data.DataLoader(  # Its MNIST test loader: shuffled, no drop.
       test_ds, batch_size=batch, shuffle=True, num_workers=0, drop_last=False)
 
-  steps, reinits = [], [0]
-  optimize = model.optimize_params
-
-  def recorded_optimize():
-    optimize()
-    errors = model.get_errors()
-    errors["d_real"] = float(model.pred_real.mean())
-    errors["d_fake"] = float(model.pred_fake.mean())
-    steps.append({k: float(v) for k, v in errors.items()})
-
-  reinit = model.reinit_d
-
-  def counted_reinit():
-    reinits[0] += 1
-    reinit()
-
-  model.optimize_params = recorded_optimize
-  model.reinit_d = counted_reinit
-
-  epochs, best_auc, train_time = [], 0.0, 0.0
-  model.total_steps = 0
-  for epoch in range(num_epochs):  # Ganomaly.train(), with our step budget and both evaluations.
-    model.epoch = epoch
-    first = len(steps)
-    t = time.time()
-    model.train_one_epoch()
-    train_time += time.time() - t
-    honest = honest_scores(model.netg, x_test, int(config.eval.batch_size))
-    # test() runs netG in train mode, which moves its BatchNorm running statistics with test
-    # batches; the reference never reads them (it never evaluates in eval mode), so restoring
-    # them leaves its training unchanged and keeps later honest evaluations free of test data
-    # (without this, a last epoch of a few steps is scored with statistics mostly of the test set).
-    running = {k: v.clone() for k, v in model.netg.state_dict().items()
-               if "running_" in k or "num_batches_tracked" in k}
-    res = model.test()  # Train-mode BN, shuffled test loader, min-max, roc.
-    model.netg.load_state_dict(running, strict=False)
-    best_auc = max(best_auc, float(res[opt.metric]))
-    epoch_steps = steps[first:]
-    epochs.append({
-        "epoch": epoch + 1, "steps": len(steps),
-        "honest_auroc": float(sk_metrics.roc_auc_score(y_test, honest)),
-        "honest_auprc": float(sk_metrics.average_precision_score(y_test, honest)),
-        "train_bn_auroc": float(res[opt.metric]),
-        "mean_losses": {k: float(np.mean([s[k] for s in epoch_steps])) for k in epoch_steps[0]},
-    })
-    logging.info("class %s seed %d epoch %d (%d steps): honest %.4f, reference test() %.4f, "
-                 "best %.4f", config.data.class_index, seed, epoch + 1, len(steps),
-                 epochs[-1]["honest_auroc"], epochs[-1]["train_bn_auroc"], best_auc)
-    model.netg.train()  # test() leaves it in train mode anyway; explicit.
+  steps, reinits = common.record_steps(model, lambda m: {
+      "d_real": float(m.pred_real.mean()), "d_fake": float(m.pred_fake.mean())})
+  evaluation = common.train_and_evaluate(
+      model, [model.netg], lambda: honest_scores(model.netg, x_test, int(config.eval.batch_size)),
+      y_test, num_epochs, steps, opt.metric, f"class {config.data.class_index} seed {seed}")
   return {
       "class": int(config.data.class_index), "seed": seed, "value_range": value_range,
       "num_steps": len(steps), "num_epochs": num_epochs, "steps_per_epoch": steps_per_epoch,
       "sizes": {"train": len(x_train), "test": len(x_test), "test_anomalous": int(y_test.sum())},
       "input_min": float(x_train.min()), "input_max": float(x_train.max()),
-      "honest_auroc": epochs[-1]["honest_auroc"],
-      "honest_auprc": epochs[-1]["honest_auprc"],
-      "train_bn_last_auroc": epochs[-1]["train_bn_auroc"],
-      "paper_auroc": best_auc,
-      "paper_best_epoch": 1 + int(np.argmax([e["train_bn_auroc"] for e in epochs])),
-      "d_reinits": reinits[0], "epochs": epochs, "step_losses": steps,
-      "final_losses": steps[-1], "train_wall_s": train_time, "wall_s": time.time() - t0,
+      **evaluation, "d_reinits": reinits[0], "step_losses": steps, "final_losses": steps[-1],
+      "wall_s": time.time() - t0,
   }
 
 
 def main(argv):
   del argv
-  import torch  # pylint: disable=import-outside-toplevel
-  torch.set_num_threads(_THREADS.value)
-  ref_model = import_reference(_REFERENCE_DIR.value)
-  config = flags.FLAGS.config
-  classes = [int(c) for c in _CLASSES.value] or [int(config.data.class_index)]
-  seeds = [int(s) for s in _SEEDS.value]
-  runs = []
-  t0 = time.time()
-  for cls in classes:
-    for seed in seeds:
-      cfg = copy.deepcopy(config)
-      cfg.data.class_index = cls
-      runs.append(run_one(ref_model, cfg, seed, _VALUE_RANGE.value))
-      logging.info("class %d seed %d: honest %.4f, paper %.4f (%.0f s)", cls, seed,
-                   runs[-1]["honest_auroc"], runs[-1]["paper_auroc"], runs[-1]["wall_s"])
-  summary = {}
-  for cls in classes:
-    rs = [r for r in runs if r["class"] == cls]
-    summary[str(cls)] = {k: {"mean": float(np.mean([r[k] for r in rs])),
-                             "std": float(np.std([r[k] for r in rs]))}
-                         for k in ("honest_auroc", "train_bn_last_auroc", "paper_auroc")}
-  result = {"reference": "samet-akcay/ganomaly", "reference_dir": _REFERENCE_DIR.value,
-            "command": "python " + " ".join(sys.argv), "value_range": _VALUE_RANGE.value,
-            "torch": torch.__version__, "config": json.loads(config.to_json_best_effort()),
-            "summary": summary, "total_wall_s": time.time() - t0, "runs": runs}
-  os.makedirs(os.path.dirname(os.path.abspath(_JSON_OUT.value)), exist_ok=True)
-  with open(_JSON_OUT.value, "w") as f:
-    json.dump(result, f, indent=1)
-  for cls, s in summary.items():
-    print(f"class {cls}: " + ", ".join(f"{k} {v['mean']:.3f} ± {v['std']:.3f}"
-                                       for k, v in s.items()))
+  ref_model = import_reference(FLAGS.reference_dir.value)
+  common.main(FLAGS, "samet-akcay/ganomaly",
+              lambda config, seed, value_range: run_one(ref_model, config, seed, value_range))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,24 @@
 """Skip-GANomaly (Akcay et al. 2019): a U-Net generator and a discriminator. Images only.
 
 G is the pix2pix U-Net of `models.unet` (log2(size) down-samplings to 1x1,
-skip connections, BatchNorm, no dropout); D is `config.model.discriminator`
-("dcgan", the reference's, or "patch"; BCE over all patch logits). f_D is D's
-"penultimate" feature map.
+skip connections, BatchNorm, no dropout): the reference's netG, layer for
+layer. D is `config.model.discriminator`: "dcgan" (GANomaly's DCGAN
+discriminator) or "patch" (BCE over all patch logits); f_D is D's
+"penultimate" feature map (DCGAN: the 4x4 map before the logit conv). The
+reference's D (`BasicDiscriminator`) differs: after the same conv stack it has
+a k4 conv to nz channels at 1x1, which is its f_D (no activation), and a 3x3
+conv from there to the logit (experiments/reference/README.md).
 
 One `train_step` (`gan.reconstruction_gan`) is one G step then one D step, both
 on the networks as they were before the step (samet-akcay/skip-ganomaly's order):
     G: w_adv * BCE(D(x_hat), 1) + w_con * mean|x - x_hat|
        + w_lat * mean((f_D(x) - f_D(x_hat))^2)
     D: BCE(D(x), 1) + BCE(D(x_hat), 0)
-The reference also adds G's latent term to D's loss and feeds G "noise" from
-uninitialised memory; neither is in the paper and neither is done here. With
-`reinit_d_below` > 0, D's parameters are drawn afresh (with the step key) when
-its loss falls below it (reference: 1e-5).
+The reference also adds G's latent term to D's loss (so D learns to shrink
+the feature distance; current PyTorch refuses that backward, its issue 16)
+and feeds G "noise" from uninitialised memory; neither is in the paper and
+neither is done here. With `reinit_d_below` > 0, D's parameters are drawn
+afresh (with the step key) when its loss falls below it (reference: 1e-5).
 
 The loss weights and the score's lambda live in `state["hparams"]` (float32
 scalars set by `init` from `config.skip_ganomaly`), so that a vmapped grid can
