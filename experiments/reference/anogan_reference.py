@@ -80,10 +80,8 @@ AUROC: sklearn's roc_auc_score on the raw scores.
 
 import contextlib
 import copy
-import glob
 import json
 import os
-import struct
 import sys
 import time
 
@@ -96,10 +94,12 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 from sklearn import metrics as sk_metrics
-from tensorboardX.proto import event_pb2
 
 from ganad_jax import data as gdata
 from ganad_jax import latent_search
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # pylint: disable=wrong-import-position
 
 _PYOD_PATH = flags.DEFINE_string("pyod_path", None, "Folder holding the pyod package (pip "
                                  "--target), put first on sys.path.")
@@ -400,23 +400,6 @@ def ms(values) -> str:
   return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
-def read_scalars(folder: str) -> dict[str, dict[int, float]]:
-  """{tag: {step: value}} of the TensorBoard event files in `folder` (as compare.py reads them;
-  compare.py defines flags of the same names, so it cannot be imported here)."""
-  out = {}
-  for path in sorted(glob.glob(os.path.join(folder, "events.out.tfevents.*"))):
-    with open(path, "rb") as f:
-      data = f.read()
-    pos = 0
-    while pos + 12 <= len(data):  # TFRecord: length, its CRC, the event, its CRC.
-      (length,) = struct.unpack("<Q", data[pos:pos + 8])
-      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
-      pos += 12 + length + 4
-      for value in event.summary.value:
-        out.setdefault(value.tag, {})[int(event.step)] = float(value.simple_value)
-  return out
-
-
 def ours_runs(workdir: str, seeds: list[int]) -> list[dict]:
   """Our benchmark runs (results.json and TensorBoard losses) of `seeds`."""
   runs = []
@@ -426,7 +409,7 @@ def ours_runs(workdir: str, seeds: list[int]) -> list[dict]:
       r = json.load(f)
     runs.append({"auroc": {k: v["auroc"] for k, v in r["metrics"].items() if "auroc" in v},
                  "wall_s": r["wall_time_s"], "steps": int(r["steps"]),
-                 "scalars": read_scalars(os.path.join(folder, "tensorboard"))})
+                 "scalars": common.read_scalars(os.path.join(folder, "tensorboard"))})
   return runs
 
 

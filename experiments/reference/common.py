@@ -8,8 +8,10 @@ loops over classes and seeds and writes the JSON that `compare.py` reads.
 """
 
 import copy
+import glob
 import json
 import os
+import struct
 import sys
 import time
 import types
@@ -19,6 +21,7 @@ from absl import logging
 from ml_collections import config_flags
 import numpy as np
 from sklearn import metrics as sk_metrics
+from tensorboardX.proto import event_pb2
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
@@ -219,3 +222,20 @@ def main(fl: types.SimpleNamespace, reference: str, run_one) -> None:
   for cls, s in summary.items():
     print(f"class {cls}: " + ", ".join(f"{k} {v['mean']:.3f} ± {v['std']:.3f}"
                                        for k, v in s.items()))
+
+
+def read_scalars(folder: str) -> dict[str, dict[int, float]]:
+  """{tag: {step: value}} from every TensorBoard event file in `folder` (TFRecord framing:
+  length, its CRC, the event, its CRC); our runs' training losses."""
+  out = {}
+  for path in sorted(glob.glob(os.path.join(folder, "events.out.tfevents.*"))):
+    with open(path, "rb") as f:
+      data = f.read()
+    pos = 0
+    while pos + 12 <= len(data):
+      (length,) = struct.unpack("<Q", data[pos:pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+      pos += 12 + length + 4
+      for value in event.summary.value:
+        out.setdefault(value.tag, {})[int(event.step)] = float(value.simple_value)
+  return out

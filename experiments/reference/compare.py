@@ -15,12 +15,14 @@ their mean over the preceding `log_every` steps), mean over all runs.
 import glob
 import json
 import os
-import struct
+import sys
 
 from absl import app
 from absl import flags
 import numpy as np
-from tensorboardX.proto import event_pb2
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # pylint: disable=wrong-import-position
 
 # Per method: the reference's loss names -> ours.
 NAMES = {
@@ -50,22 +52,6 @@ _METHOD = flags.DEFINE_enum("method", "ganomaly", list(NAMES), "Method folder un
                             "(and its loss names).")
 
 
-def read_scalars(folder: str) -> dict[str, dict[int, float]]:
-  """{tag: {step: value}} from every TensorBoard event file in `folder` (TFRecord framing)."""
-  out = {}
-  for path in sorted(glob.glob(os.path.join(folder, "events.out.tfevents.*"))):
-    with open(path, "rb") as f:
-      data = f.read()
-    pos = 0
-    while pos + 12 <= len(data):
-      (length,) = struct.unpack("<Q", data[pos:pos + 8])
-      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
-      pos += 12 + length + 4
-      for value in event.summary.value:
-        out.setdefault(value.tag, {})[int(event.step)] = float(value.simple_value)
-  return out
-
-
 def ours_runs(workdir: str, method: str) -> list[dict]:
   runs = []
   for path in sorted(glob.glob(os.path.join(workdir, method, "*", "seed*", "results.json"))):
@@ -75,7 +61,7 @@ def ours_runs(workdir: str, method: str) -> list[dict]:
     runs.append({"class": int(folder.split(os.sep)[-2]), "seed": int(r["seed"]),
                  "auroc": float(r["metrics"]["score"]["auroc"]), "wall_s": r["wall_time_s"]["total"],
                  "train_s": r["wall_time_s"]["train"], "steps": int(r["steps"]),
-                 "scalars": read_scalars(os.path.join(folder, "tensorboard"))})
+                 "scalars": common.read_scalars(os.path.join(folder, "tensorboard"))})
   return runs
 
 

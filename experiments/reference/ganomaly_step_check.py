@@ -101,7 +101,6 @@ def copy_weights(tmodule, params: dict, stats: dict):
 def main(argv):
   del argv
   import torch  # pylint: disable=import-outside-toplevel
-  import types  # pylint: disable=import-outside-toplevel
   torch.set_num_threads(1)
   ref_model = drv.import_reference(drv._REFERENCE_DIR.value)  # pylint: disable=protected-access
 
