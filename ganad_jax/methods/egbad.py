@@ -1,9 +1,14 @@
 """EGBAD (Zenati et al. 2018): a BiGAN trained on normal data, scored through its encoder.
 
-Three nets: the generator G(z) (DCGAN decoder), the encoder E(x) (DCGAN
-encoder to nz) and the joint discriminator D(x, z) of `models.bigan`; tabular
-vectors use MLPs for G and E (`g_widths`, `e_widths`; linear output) and dense
-layers for D's x branch (`d_widths`). z ~ N(0, I) of size `config.model.nz`.
+Three nets: the generator G(z), the encoder E(x) to nz and the joint
+discriminator D(x, z) of `models.bigan`. `egbad.nets` 'dcgan': a DCGAN decoder
+and encoder, and a DCGAN conv stack as D's x branch; tabular vectors use MLPs
+for G and E (`g_widths`, `e_widths`; linear output) and dense layers for D's x
+branch (`d_widths`). 'zenati': EGBAD's own MNIST G, E and D x branch (images
+only). D's LeakyReLU slope is `d_negative_slope`; `d_dropout` > 0 adds
+EGBAD's dropout after every hidden layer of D, with fresh masks (from the step
+key) for each of its four train-mode passes. z ~ N(0, I) of size
+`config.model.nz`.
 
 One `train_step` is one D step (`gan.d_step`), then one joint G and E step
 against the updated D, on the same batch and z, with the standard BiGAN losses
@@ -14,7 +19,8 @@ G, E and D have separate Adam states (`config.optim`). After each step an
 exponential moving average of the parameters (`ema_decay`, 0.999 as EGBAD) is
 updated with decay min(ema_decay, (1 + t) / (10 + t)) at step t (the rule of
 TF's `ExponentialMovingAverage(num_updates=t)`: with a constant 0.999 a run of
-a few hundred steps would score with nearly initial weights); `score` uses the
+a few hundred steps would score with nearly initial weights), or, with
+`ema_warmup` False, the constant `ema_decay` (EGBAD's code); `score` uses the
 EMA parameters (with the live BatchNorm statistics, as EGBAD's TF code, which
 averages trainable variables only), in eval mode.
 
