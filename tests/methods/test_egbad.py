@@ -159,6 +159,12 @@ def test_egbad_mnist_config_builds_the_reference_nets():
   state = jax.eval_shape(m.init, jax.random.key(0), jnp.zeros((2, 32, 32, 1)))
   assert state["params"]["e"]["dense_out"]["kernel"].shape == (128 * 8 * 8, 200)
   assert set(state["params"]["d"]) >= {"conv0", "conv1", "bn1", "z_dense", "joint_dense"}
+  reference = (config.optim.lr, config.egbad.ema_warmup, config.train.num_steps)
+  short = helpers.experiment_config("egbad_mnist.py", "budget=short")
+  assert reference == (1e-5, False, 0)
+  assert (short.optim.lr, short.egbad.ema_warmup, short.train.num_steps) == (2e-4, True, 1000)
+  with pytest.raises(ValueError, match="budget must be"):
+    helpers.experiment_config("egbad_mnist.py", "budget=long")
 
 
 def test_egbad_rejects_bad_reference_options():
