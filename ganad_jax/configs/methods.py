@@ -93,7 +93,18 @@ def egbad_config() -> ml_collections.ConfigDict:
   """Returns the `egbad` section.
 
   Fields:
+    nets: 'dcgan' (DCGAN G and E, the joint D's x branch a DCGAN conv stack;
+      MLPs for vectors) | 'zenati' (EGBAD's own MNIST G, E and D x branch,
+      houssamzenati/Efficient-GAN-Anomaly-Detection bigan/mnist_utilities.py;
+      images only; `models.bigan`).
+    d_negative_slope: slope of the joint D's LeakyReLUs (EGBAD's: 0.1).
+    d_dropout: dropout rate after every hidden layer of the joint D in train
+      mode (EGBAD's: 0.5; 0 = none).
     ema_decay: decay of the parameters' moving average used for scoring.
+    ema_warmup: True: the decay at step t is min(ema_decay, (1 + t) / (10 +
+      t)) (TF's ExponentialMovingAverage with num_updates), so that a short
+      run is not scored with nearly initial weights; False: the constant
+      ema_decay from the initial weights (EGBAD's code).
     feature_weight: w of the score, (1 - w) * residual + w * feature distance.
     feature_layer: D layer of the score's feature distance ('penultimate' = the
       joint layer, 'z', or 'block<i>' of the x branch).
@@ -106,7 +117,11 @@ def egbad_config() -> ml_collections.ConfigDict:
       ("score_search") of that many steps (`config.anogan.search`); 0 = off.
   """
   config = ml_collections.ConfigDict()
+  config.nets = "dcgan"
+  config.d_negative_slope = 0.2
+  config.d_dropout = 0.0
   config.ema_decay = 0.999
+  config.ema_warmup = True
   config.feature_weight = 0.1
   config.feature_layer = "penultimate"
   config.g_widths = (32, 64)

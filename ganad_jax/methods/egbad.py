@@ -1,9 +1,14 @@
 """EGBAD (Zenati et al. 2018): a BiGAN trained on normal data, scored through its encoder.
 
-Three nets: the generator G(z) (DCGAN decoder), the encoder E(x) (DCGAN
-encoder to nz) and the joint discriminator D(x, z) of `models.bigan`; tabular
-vectors use MLPs for G and E (`g_widths`, `e_widths`; linear output) and dense
-layers for D's x branch (`d_widths`). z ~ N(0, I) of size `config.model.nz`.
+Three nets: the generator G(z), the encoder E(x) to nz and the joint
+discriminator D(x, z) of `models.bigan`. `egbad.nets` 'dcgan': a DCGAN decoder
+and encoder, and a DCGAN conv stack as D's x branch; tabular vectors use MLPs
+for G and E (`g_widths`, `e_widths`; linear output) and dense layers for D's x
+branch (`d_widths`). 'zenati': EGBAD's own MNIST G, E and D x branch (images
+only). D's LeakyReLU slope is `d_negative_slope`; `d_dropout` > 0 adds
+EGBAD's dropout after every hidden layer of D, with fresh masks (from the step
+key) for each of its four train-mode passes. z ~ N(0, I) of size
+`config.model.nz`.
 
 One `train_step` is one D step (`gan.d_step`), then one joint G and E step
 against the updated D, on the same batch and z, with the standard BiGAN losses
@@ -14,7 +19,8 @@ G, E and D have separate Adam states (`config.optim`). After each step an
 exponential moving average of the parameters (`ema_decay`, 0.999 as EGBAD) is
 updated with decay min(ema_decay, (1 + t) / (10 + t)) at step t (the rule of
 TF's `ExponentialMovingAverage(num_updates=t)`: with a constant 0.999 a run of
-a few hundred steps would score with nearly initial weights); `score` uses the
+a few hundred steps would score with nearly initial weights), or, with
+`ema_warmup` False, the constant `ema_decay` (EGBAD's code); `score` uses the
 EMA parameters (with the live BatchNorm statistics, as EGBAD's TF code, which
 averages trainable variables only), in eval mode.
 
@@ -50,21 +56,52 @@ from ganad_jax.models import autoencoder
 from ganad_jax.models import bigan
 
 
+NETS = ("dcgan", "zenati")
+
+
 class Networks(gan.Nets):
-  """EGBAD's G, E and joint D(x, z) for one input shape."""
+  """EGBAD's G, E and joint D(x, z) for one input shape (`config.egbad.nets`)."""
 
   def __init__(self, config, input_shape: tuple[int, ...]):
+    cfg = config.egbad
     dtype = jnp.dtype(config.compute_dtype)
     nz, base_features = int(config.model.nz), int(config.model.base_features)
     is_image = base.check_input_shape(tuple(input_shape), "EGBAD")
+    if cfg.nets not in NETS:
+      raise ValueError(f"Unknown egbad.nets {cfg.nets!r}; known: {NETS}.")
+    if cfg.nets == "zenati":
+      if not is_image:
+        raise ValueError(f"egbad.nets 'zenati' (EGBAD's MNIST nets) takes images; got input "
+                         f"shape {tuple(input_shape)}. Use egbad.nets 'dcgan' for vectors.")
+      size, _, channels = input_shape
+      generator = bigan.ZenatiGenerator(size, channels, dtype)
+      encoder = bigan.ZenatiEncoder(nz, dtype)
+    else:
+      generator = autoencoder.decoder(input_shape, base_features, cfg.g_widths, dtype)
+      encoder = autoencoder.encoder(input_shape, nz, base_features, cfg.e_widths, dtype)
     super().__init__(
-        generator=autoencoder.decoder(input_shape, base_features, config.egbad.g_widths, dtype),
+        generator=generator,
         discriminator=bigan.JointDiscriminator(
-            base_features, tuple(config.egbad.d_widths), int(config.egbad.d_z_features),
-            int(config.egbad.d_joint_features), dtype),
-        is_image=is_image,
-        encoder=autoencoder.encoder(input_shape, nz, base_features, config.egbad.e_widths,
-                                    dtype))
+            base_features, tuple(cfg.d_widths), int(cfg.d_z_features),
+            int(cfg.d_joint_features), x_branch=cfg.nets,
+            negative_slope=float(cfg.d_negative_slope), dropout_rate=float(cfg.d_dropout),
+            dtype=dtype),
+        is_image=is_image, encoder=encoder)
+
+  def discriminate(self, params, batch_stats, x, z, key=None, *, train: bool):
+    """(logits (N,), features dict, batch stats) of D(x, z); `key` draws D's dropout masks.
+
+    `key` is needed in train mode when `egbad.d_dropout` > 0 (Flax raises
+    otherwise); eval mode has no dropout.
+    """
+    variables = {"params": params, "batch_stats": batch_stats}
+    if not train:
+      logits, features = self.discriminator.apply(variables, x, z, train=False)
+      return logits.reshape(-1), features, batch_stats
+    rngs = None if key is None else {"dropout": key}
+    (logits, features), updates = self.discriminator.apply(
+        variables, x, z, train=True, mutable=["batch_stats"], rngs=rngs)
+    return logits.reshape(-1), features, updates.get("batch_stats", batch_stats)
 
 
 def _sum_abs(a):
@@ -111,6 +148,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     raise ValueError(f"egbad.feature_weight must lie in [0, 1]; got {cfg.feature_weight}.")
   if not 0.0 <= cfg.ema_decay < 1.0:
     raise ValueError(f"egbad.ema_decay must lie in [0, 1); got {cfg.ema_decay}.")
+  if not 0.0 <= cfg.d_dropout < 1.0:
+    raise ValueError(f"egbad.d_dropout must lie in [0, 1); got {cfg.d_dropout}.")
   if cfg.search_steps < 0:
     raise ValueError(f"egbad.search_steps must be >= 0 (0 = off); got {cfg.search_steps}.")
   search_config = None
@@ -136,6 +175,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
   def train_step(state, batch, key):
     params, stats = state["params"], state["batch_stats"]
     z = jax.random.normal(key, (batch.shape[0], nz), jnp.float32)
+    # D's dropout masks: a fresh draw for each of its four train-mode passes.
+    d_keys = [jax.random.fold_in(key, i) for i in range(1, 5)]
     # Inputs of the D step; the G / E step below recomputes them with gradients,
     # and its train-mode passes are the ones whose BatchNorm statistics are kept.
     fake, _ = nets.generate(params["g"], stats["g"], z, train=True)
@@ -143,14 +184,15 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     fake, z_hat = jax.lax.stop_gradient(fake), jax.lax.stop_gradient(z_hat)
     d_params, d_opt, d_stats, d_metrics, _ = gan.d_step(
         functools.partial(nets.discriminate, train=True), tx, params["d"], stats["d"],
-        state["opt_state"]["d"], (batch, z_hat), (fake, z))
+        state["opt_state"]["d"], (batch, z_hat, d_keys[0]), (fake, z, d_keys[1]))
 
     def ge_loss_fn(ge_params):
       fake, g_stats = nets.generate(ge_params["g"], stats["g"], z, train=True)
       z_hat, e_stats = nets.encode(ge_params["e"], stats["e"], batch, train=True)
-      fake_logit, _, new_d_stats = nets.discriminate(d_params, d_stats, fake, z, train=True)
-      real_logit, _, new_d_stats = nets.discriminate(d_params, new_d_stats, batch, z_hat,
+      fake_logit, _, new_d_stats = nets.discriminate(d_params, d_stats, fake, z, d_keys[2],
                                                      train=True)
+      real_logit, _, new_d_stats = nets.discriminate(d_params, new_d_stats, batch, z_hat,
+                                                     d_keys[3], train=True)
       # Each loss depends on one net only, so the gradient of the sum is each net's own.
       g_loss = losses.bce_with_logits(fake_logit, 1.0)  # Non-saturating.
       e_loss = losses.bce_with_logits(real_logit, 0.0)
@@ -164,10 +206,12 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       new_params[k], new_opt[k] = base.adam_update(tx, ge_grads[k], state["opt_state"][k],
                                                    params[k])
 
-    # TF's ExponentialMovingAverage with num_updates: min(decay, (1 + t) / (10 + t)),
-    # so that a short run's average is not dominated by the initial weights.
-    t = state["step"].astype(jnp.float32)
-    decay = jnp.minimum(state["hparams"]["ema_decay"], (1.0 + t) / (10.0 + t))
+    decay = state["hparams"]["ema_decay"]
+    if cfg.ema_warmup:
+      # TF's ExponentialMovingAverage with num_updates: min(decay, (1 + t) / (10 + t)),
+      # so that a short run's average is not dominated by the initial weights.
+      t = state["step"].astype(jnp.float32)
+      decay = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
     ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p,
                                  state["ema"], new_params)
     new_state = base.next_state(state, params=new_params, opt_state=new_opt, ema=ema,

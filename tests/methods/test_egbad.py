@@ -123,3 +123,54 @@ def test_egbad_rejects_bad_config():
 @pytest.mark.parametrize("name", ["egbad_digits.py"])
 def test_experiment_configs_are_valid(name):
   assert helpers.experiment_config(name).method == "egbad"
+
+
+def test_egbad_reference_settings_step_and_constant_ema():
+  # EGBAD's own MNIST settings (configs/egbad_mnist.py) on a small image: its nets,
+  # dropout in D, and the EMA with a constant decay from the initial weights.
+  config = helpers.method_config("egbad", egbad__nets="zenati", egbad__d_dropout=0.5,
+                                 egbad__d_negative_slope=0.1, egbad__ema_warmup=False)
+  m = methods.make(config, IMAGE)
+  x = helpers.batch(IMAGE)
+  state = jax.jit(m.init)(jax.random.key(0), x)
+  step = jax.jit(m.train_step)
+  new_state, metrics = step(state, x, jax.random.key(1))
+  for name in ("d_loss", "g_loss", "e_loss"):
+    assert np.isfinite(float(metrics[name])), name
+  for net in ("g", "e", "d"):
+    assert helpers.all_changed(state["params"][net], new_state["params"][net]), net
+  for old, new, p in zip(*(helpers.leaves(t) for t in
+                           (state["ema"], new_state["ema"], new_state["params"]))):
+    np.testing.assert_allclose(new, 0.999 * old + 0.001 * p, rtol=1e-5, atol=1e-7)
+  # The step key draws D's dropout masks: the same key replays the step, another differs.
+  again, _ = step(state, x, jax.random.key(1))
+  other, _ = step(state, x, jax.random.key(2))
+  d_leaf = lambda s: helpers.leaves(s["params"]["d"])[0]
+  np.testing.assert_array_equal(d_leaf(again), d_leaf(new_state))
+  assert np.any(d_leaf(other) != d_leaf(new_state))
+  out = jax.jit(m.score)(new_state, x, jax.random.key(3))
+  assert out["recon"].shape == x.shape and np.all(np.isfinite(out["score"]))
+
+
+def test_egbad_mnist_config_builds_the_reference_nets():
+  config = helpers.experiment_config("egbad_mnist.py", "digit=3")
+  assert config.data.class_index == 3
+  m = methods.make(config, (32, 32, 1))
+  state = jax.eval_shape(m.init, jax.random.key(0), jnp.zeros((2, 32, 32, 1)))
+  assert state["params"]["e"]["dense_out"]["kernel"].shape == (128 * 8 * 8, 200)
+  assert set(state["params"]["d"]) >= {"conv0", "conv1", "bn1", "z_dense", "joint_dense"}
+  reference = (config.optim.lr, config.egbad.ema_warmup, config.train.num_steps)
+  short = helpers.experiment_config("egbad_mnist.py", "budget=short")
+  assert reference == (1e-5, False, 0)
+  assert (short.optim.lr, short.egbad.ema_warmup, short.train.num_steps) == (2e-4, True, 1000)
+  with pytest.raises(ValueError, match="budget must be"):
+    helpers.experiment_config("egbad_mnist.py", "budget=long")
+
+
+def test_egbad_rejects_bad_reference_options():
+  with pytest.raises(ValueError, match="egbad.nets"):
+    methods.make(helpers.method_config("egbad", egbad__nets="resnet"), IMAGE)
+  with pytest.raises(ValueError, match="takes images"):
+    methods.make(helpers.method_config("egbad", egbad__nets="zenati"), VECTOR)
+  with pytest.raises(ValueError, match="d_dropout"):
+    methods.make(helpers.method_config("egbad", egbad__d_dropout=1.0), IMAGE)
