@@ -1,0 +1,17 @@
+r"""SSIM-AE (Bergmann et al. 2018) on the magnetic tiles with AnoGAN's patch protocol.
+
+  python experiments/benchmark.py --config=configs/ssim_ae_patches_magnetic_tile.py \
+      --methods=ssim_ae --seeds=0,1,2 --workdir=/tmp/patches_ssim_ae
+
+configs/ae_patches_magnetic_tile.py with the SSIM loss: the same nets, data,
+crops and tiles.
+"""
+
+from ganad_jax import configs
+
+
+def get_config(arg: str | None = None):
+  configs.parse_arg(arg)  # Takes no argument.
+  config = configs.sibling_config(__file__, "ae_patches_magnetic_tile")
+  config.method = "ssim_ae"
+  return config
