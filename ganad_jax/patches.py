@@ -153,8 +153,12 @@ def random_crops(key: jax.Array, images: jax.Array, size: int) -> jax.Array:
 def corner_crops(images, size: int):
   """The top-left size x size window of each image (B, H, W, C) -> (B, size, size, C).
 
-  What a method's `init` sees: only the shapes matter there.
+  What a method's `init` sees: only the shapes matter there. A
+  `jax.ShapeDtypeStruct` of images gives that of the crops.
   """
+  if isinstance(images, jax.ShapeDtypeStruct):
+    b, _, _, *rest = images.shape
+    return jax.ShapeDtypeStruct((b, size, size, *rest), images.dtype)
   return images[:, :size, :size]
 
 

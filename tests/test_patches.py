@@ -9,6 +9,7 @@ import pytest
 
 from ganad_jax import patches
 from ganad_jax import train
+from ganad_jax import workdir
 import helpers
 
 
@@ -165,3 +166,5 @@ def test_tiny_run_with_patches_end_to_end(tmp_path):
   assert results["data"]["sizes"]["test"] == 8
   with np.load(tmp_path / "run" / "scores.npz") as saved:
     assert saved["score"].shape == saved["score_mean_patches"].shape == (8,)
+  with pytest.raises(ValueError, match=r"was trained with the patch protocol \(patch.size=16\)"):
+    workdir.restore(str(tmp_path / "run"), (32, 48, 1))
