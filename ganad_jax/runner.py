@@ -9,8 +9,15 @@ that gathers its own batch on the device (`make_train_step`, jitted by
 scoring (`score_fn`, `score`, `score_members`). The training loop
 (`ganad_jax.train`) and every consumer of a trained workdir
 (`ganad_jax.workdir.restore`) build their run here.
+
+With the patch protocol (`config.patch.size` > 0, `ganad_jax.patches`) the
+run's method is built for (c, c, C) crops while every split stays whole
+images: the train step crops its gathered batch, init sees a corner crop, a
+closed-form `fit` sees the splits' tiles, and `score` scores every tile of a
+split and stitches the outputs back to the images. No method knows.
 """
 
+import contextlib
 import json
 from typing import NamedTuple
 
@@ -24,6 +31,7 @@ from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import evaluation
 from ganad_jax import methods
+from ganad_jax import patches
 from ganad_jax import sharding
 from ganad_jax.methods import base
 
@@ -59,7 +67,7 @@ def batch_indices(data_key, step, num_examples: int, batch_size: int):
 
 
 def make_train_step(method, batch_size: int, num_examples: int | None = None,
-                    stacked: bool = False):
+                    stacked: bool = False, crop_size: int = 0):
   """Wraps `method.train_step` so that it gathers its own batch on the device.
 
   Args:
@@ -70,6 +78,10 @@ def make_train_step(method, batch_size: int, num_examples: int | None = None,
     stacked: `method` is an ensemble's: `state`, `data_key` and `step_key`
       have a leading member axis and every member gathers its own batch, the
       one its seed would give a single run, from the shared `train_x`.
+    crop_size: > 0: the method sees one random crop_size x crop_size window
+      of each image (the patch protocol, `patches.random_crops`), drawn
+      from a key split off the step's, so that it too depends only on
+      (seed, step).
 
   Returns:
     step_fn(state, train_x, data_key, step_key) -> (state, metrics).
@@ -77,7 +89,11 @@ def make_train_step(method, batch_size: int, num_examples: int | None = None,
   def batch_and_key(train_x, step, data_key, step_key):
     n = train_x.shape[0] if num_examples is None else num_examples
     idx = batch_indices(data_key, step, n, batch_size)
-    return train_x[idx], jax.random.fold_in(step_key, step)
+    key = jax.random.fold_in(step_key, step)
+    if not crop_size:
+      return train_x[idx], key
+    crop_key, key = jax.random.split(key)
+    return patches.random_crops(crop_key, train_x[idx], crop_size), key
 
   def step_fn(state, train_x, data_key, step_key):
     if stacked:
@@ -116,6 +132,8 @@ def checkpoint_meta(config, input_shape, data_sha256: str | None = None) -> dict
     meta[config.method] = config[config.method].to_dict()
   if ensemble.plan(config) is not None:  # A stacked state: its members must match too.
     meta["ensemble"] = {"seeds": config.ensemble.seeds, "grid": config.ensemble.grid}
+  if config.patch.size:  # The nets take the crops, not the images of `input_shape`.
+    meta["patch"] = config.patch.to_dict()
   if data_sha256 is not None:
     meta["run"] = dict(configs.run_record(config, configs.RESUME_NEUTRAL_FIELDS),
                        data_sha256=data_sha256)
@@ -141,6 +159,7 @@ class Run(NamedTuple):
     meta: the checkpoint compatibility record.
     mesh: the ("members", "data") device mesh.
     batch_size: the training batch size (per member).
+    patch: the patch protocol (`patches.Protocol`), or None: whole images.
   """
   method: base.Method
   members: ensemble.Members | None
@@ -148,6 +167,7 @@ class Run(NamedTuple):
   meta: dict
   mesh: jax.sharding.Mesh
   batch_size: int
+  patch: patches.Protocol | None = None
 
   @property
   def stacked(self) -> bool:
@@ -167,7 +187,8 @@ def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None 
 
   Args:
     config: the run's config (`configs.validate`d by the caller).
-    input_shape: one example's shape, (H, W, C) or (F,).
+    input_shape: one example's shape, (H, W, C) or (F,); with the patch
+      protocol the method is built for (c, c, C) crops of (H, W, C) images.
     num_train: training examples; a closed-form method (no `train_step`)
       whose split is smaller than `config.train.batch_size` inits on them all.
     data_sha256: a training run's `data_digest`, for the checkpoint record
@@ -176,15 +197,29 @@ def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None 
 
   Raises:
     ValueError: from `ensemble.plan` / `ensemble.make` (a bad seed or grid
-      entry) or `methods.make` (an unknown method), naming the field.
+      entry) or `methods.make` (an unknown method, or inputs its nets do not
+      take: with the patch protocol the message names patch.size), naming
+      the field; the patch protocol on inputs that are not images.
   """
   input_shape = tuple(input_shape)
+  protocol = patches.from_config(config)
+  net_shape = input_shape
+  if protocol is not None:
+    if len(input_shape) != 3:
+      raise ValueError(f"patch.size={protocol.size}: the patch protocol needs images (H, W, C); "
+                       f"the data are of shape {input_shape}.")
+    net_shape = (protocol.size, protocol.size, input_shape[2])
   members = ensemble.plan(config)
+  with _crops_named(protocol, input_shape):
+    if members is None:
+      method = methods.make(config, net_shape, restore)
+    else:
+      method = ensemble.make(config, net_shape, members, restore)
+  if protocol is not None and method.fit is not None:
+    method = method._replace(fit=_tiled_fit(method.fit, protocol))
   if members is None:
-    method = methods.make(config, input_shape, restore)
     keys = root_keys(config.seed)
   else:
-    method = ensemble.make(config, input_shape, members, restore)
     # Member m's keys are those of the single run with its seed.
     keys = Keys(*(jnp.stack(k) for k in zip(*(root_keys(s) for s in members.seeds))))
   batch_size = config.train.batch_size
@@ -196,7 +231,28 @@ def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None 
   spec = P("members") if members else P()
   keys = Keys(*(sharding.put(mesh, k, spec) for k in keys))
   return Run(method, members, keys, checkpoint_meta(config, input_shape, data_sha256), mesh,
-             batch_size)
+             batch_size, protocol)
+
+
+@contextlib.contextmanager
+def _crops_named(protocol: patches.Protocol | None, input_shape):
+  """Adds the crops' shape to a ValueError of the nets (which name data.image_size)."""
+  try:
+    yield
+  except ValueError as e:
+    if protocol is None:
+      raise
+    crop = (protocol.size, protocol.size, *input_shape[2:])
+    raise ValueError(f"{e} (With patch.size={protocol.size} the nets see {crop} crops of the "
+                     f"{tuple(input_shape)} images.)") from e
+
+
+def _tiled_fit(fit, protocol: patches.Protocol):
+  """A closed-form `fit` on every tile of the training (and validation) images."""
+  def tiled(state, train_x, val_x=None):
+    return fit(state, patches.tile(train_x, protocol),
+               None if val_x is None else patches.tile(val_x, protocol))
+  return tiled
 
 
 def step_function(run: Run, state_sharding, train_x_sharding, num_train: int):
@@ -205,7 +261,8 @@ def step_function(run: Run, state_sharding, train_x_sharding, num_train: int):
   step_fn(state, train_x, data_key, step_key) -> (state, metrics); an
   ensemble's runs per "members" shard (`sharding.over_members`).
   """
-  step_fn = make_train_step(run.method, run.batch_size, num_train, run.stacked)
+  step_fn = make_train_step(run.method, run.batch_size, num_train, run.stacked,
+                            run.patch.size if run.patch else 0)
   if run.stacked:
     members = P("members")
     step_fn = sharding.over_members(step_fn, run.mesh, (members, P(), members, members),
@@ -216,9 +273,15 @@ def step_function(run: Run, state_sharding, train_x_sharding, num_train: int):
                  out_shardings=(state_sharding, sharding.replicated(run.mesh)), donate_argnums=0)
 
 
+def _init_batch(run: Run, batch):
+  """What `init` sees of a training batch: the batch, or its corner crops (patch protocol)."""
+  return batch if run.patch is None else patches.corner_crops(batch, run.patch.size)
+
+
 def abstract_init(run: Run, batch):
   """(abstract state with its shardings, the shardings) of `run.method.init`."""
-  abstract = jax.eval_shape(run.method.init, run.keys.init, batch)
+  with _crops_named(run.patch, batch.shape[1:]):
+    abstract = jax.eval_shape(run.method.init, run.keys.init, _init_batch(run, batch))
   shardings = sharding.state_sharding(run.mesh, abstract, run.stacked)
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                       abstract, shardings), shardings
@@ -230,7 +293,7 @@ def init_state(run: Run, batch, state_sharding):
     # Computed replicated, then split: XLA cannot partition the grouped
     # convolutions of a vmapped init over the member axis.
     state = jax.jit(run.method.init, out_shardings=sharding.replicated(run.mesh))(
-        run.keys.init, batch)
+        run.keys.init, _init_batch(run, batch))
   return sharding.reshard(state, state_sharding)
 
 
@@ -263,12 +326,20 @@ def score(run: Run, fn, state, x: np.ndarray, batch_size: int) -> list[dict[str,
 
   Every output has x's N leading; scored in padded batches of `batch_size`
   with the run's score key (`evaluation.score_split`, which raises on
-  non-finite inputs or scores).
+  non-finite inputs or scores). With the patch protocol, all tiles of x
+  (`patches.tile`) are scored in batches of `batch_size` tiles, and the
+  outputs per tile become outputs per image (`patches.image_outputs`).
   """
-  out = evaluation.score_split(fn, state, x, run.keys.score, batch_size)
-  if not run.stacked:
-    return [out]
-  return [{k: v[:, m] for k, v in out.items()} for m in range(run.num_members)]
+  if run.patch is None:
+    out = evaluation.score_split(fn, state, x, run.keys.score, batch_size)
+  else:
+    out = evaluation.score_split(fn, state, patches.tile(x, run.patch), run.keys.score,
+                                 batch_size)
+  outs = [out] if not run.stacked else [{k: v[:, m] for k, v in out.items()}
+                                        for m in range(run.num_members)]
+  if run.patch is None:
+    return outs
+  return [patches.image_outputs(o, x.shape[1:3], run.patch) for o in outs]
 
 
 def score_members(run: Run, state, x: np.ndarray, batch_size: int) -> list[dict[str, np.ndarray]]:

@@ -143,7 +143,8 @@ def restore(workdir: str, input_shape, member: int | None = None,
   Raises:
     FileNotFoundError: no config.json, or no checkpoint (not trained yet).
     ValueError: `member` given for a single-run workdir or out of range; an
-      ensemble workdir with `member` None and `pick_with` set.
+      ensemble workdir with `member` None and `pick_with` set; a workdir of
+      the patch protocol (`Trained` scores whole images).
     checkpoints.IncompatibleCheckpointError: the checkpoint belongs to another
       model than the config describes.
   """
@@ -151,6 +152,10 @@ def restore(workdir: str, input_shape, member: int | None = None,
     config = load_config(workdir)
   input_shape = tuple(input_shape)
   run = runner.build(config, input_shape, restore=restore)
+  if run.patch is not None:  # Its nets take crops; only `runner.score` tiles and stitches.
+    raise ValueError(f"workdir {workdir!r} was trained with the patch protocol (patch.size="
+                     f"{run.patch.size}): restoring it to score whole images is not supported; "
+                     "its results.json holds the scores of its tiles stitched back.")
   members = run.members
   if members is None and member is not None:
     raise ValueError(f"member={member}: workdir {workdir!r} is a single run, not an ensemble "

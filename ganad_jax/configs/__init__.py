@@ -4,8 +4,8 @@ Depends on ml_collections only (no jax, flax or scikit-learn), so loading a
 config file is cheap and imports nothing else of ganad_jax. Modules:
 
   schema.py: `base_config()` (every field) and `validate`.
-  data.py, model.py, train.py, methods.py, pretrained.py, ensemble.py,
-    mesh.py: each section's defaults, documented field by field.
+  data.py, model.py, train.py, methods.py, pretrained.py, patch.py,
+    ensemble.py, mesh.py: each section's defaults, documented field by field.
   dotted.py: `set_field`, the one setter of a field named "section.field".
   files.py: what config files call: `parse_arg`, `sibling_config`,
     `shared_data_path`.
@@ -31,6 +31,7 @@ sibling_config = files.sibling_config
 shared_data_path = files.shared_data_path
 digits_anomaly_class = blocks.digits_anomaly_class
 magnetic_tile_folder = blocks.magnetic_tile_folder
+magnetic_tile_patches = blocks.magnetic_tile_patches
 breast_cancer_table = blocks.breast_cancer_table
 RESULT_NEUTRAL_FIELDS = record.RESULT_NEUTRAL_FIELDS
 RESUME_NEUTRAL_FIELDS = record.RESUME_NEUTRAL_FIELDS

@@ -56,3 +56,26 @@ def breast_cancer_table(config: ml_collections.ConfigDict) -> None:
   config.data.class_name = "malignant"
   config.train.batch_size = 32
   config.eval.batch_size = 512
+
+
+def magnetic_tile_patches(config: ml_collections.ConfigDict, image_size: int, size: int,
+                          stride: int) -> None:
+  """Sets AnoGAN's patch protocol (`configs.patch`) on a magnetic-tile config.
+
+  The photos (103-632 px wide, 222-403 px high; width / height 0.36-2.68,
+  median 0.85) are all resized to image_size x image_size: no one (H, W)
+  keeps every photo's aspect, and resizing rather than cropping or padding
+  keeps every pixel of every photo and mask in the pixel metrics, with no
+  padding for the tiles to flag; square is within 15 % of the median aspect.
+  The nets see size x size crops; test and val images are scored by tiles
+  `stride` apart.
+
+  Args:
+    config: a magnetic-tile config (`magnetic_tile_folder`), changed in place.
+    image_size: the side the photos are resized to.
+    size: the side of the crops and tiles.
+    stride: the step between test tiles.
+  """
+  config.data.image_size = image_size
+  config.patch.size = size
+  config.patch.stride = stride

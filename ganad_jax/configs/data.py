@@ -24,7 +24,12 @@ def data_config() -> ml_collections.ConfigDict:
     class_name: if non-empty, overrides `class_index` by matching a class name
       (tabular: the label value as a string; digits / idx: '0'..'9'; tfds:
       the ClassLabel name, e.g. 'cat').
-    image_size: side of the square images; a power of two >= 16.
+    image_size: side of the square images; a power of two >= 16. With
+      `image_width` > 0, their height.
+    image_width: 0 = square images; else their width (source 'folder' only).
+      Every image is resized to image_size x image_width (bilinear), whatever
+      its own aspect, so that maps and masks keep every pixel. Non-square
+      images need the patch protocol (`configs.patch`).
     channels: 1 or 3; grayscale <-> RGB conversion as needed.
     path: folder (idx, folder) or file (tabular) to read.
     tfds_name: tfds dataset name (source 'tfds').
@@ -52,6 +57,7 @@ def data_config() -> ml_collections.ConfigDict:
   config.class_index = 0
   config.class_name = ''
   config.image_size = 32
+  config.image_width = 0
   config.channels = 1
   config.path = ''
   config.tfds_name = 'mnist'
@@ -66,6 +72,11 @@ def data_config() -> ml_collections.ConfigDict:
   config.float_scale = 1.0
   config.empty_masks = 'error'
   return config
+
+
+def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  """(height, width) of the images the loaders make: image_size x (image_width or image_size)."""
+  return config.image_size, config.image_width or config.image_size
 
 
 def validate(config: ml_collections.ConfigDict, seed: int) -> None:
@@ -97,6 +108,10 @@ def validate(config: ml_collections.ConfigDict, seed: int) -> None:
     raise ValueError(
         f'image_size must be a power of two >= 16 (16, 32, 64, 128, 256, ...); '
         f'got {size!r}.')
+  if config.image_width and config.source != 'folder':
+    raise ValueError(
+        f'image_width={config.image_width!r} is read by source \'folder\' '
+        f'only; source {config.source!r} makes square images (set it to 0).')
   if config.channels not in (1, 3):
     raise ValueError(f'channels must be 1 or 3; got {config.channels!r}.')
   for name in ('test_fraction', 'val_fraction'):

@@ -13,6 +13,7 @@ from ganad_jax.configs import ensemble
 from ganad_jax.configs import mesh
 from ganad_jax.configs import methods
 from ganad_jax.configs import model
+from ganad_jax.configs import patch
 from ganad_jax.configs import pretrained
 from ganad_jax.configs import train
 
@@ -49,14 +50,19 @@ def base_config() -> ml_collections.ConfigDict:
   config.pretrained = pretrained.pretrained_config()
   config.ganomaly = methods.ganomaly_config()
   config.skip_ganomaly = methods.skip_ganomaly_config()
+  config.patch = patch.patch_config()
   config.ensemble = ensemble.ensemble_config()
   config.mesh = mesh.mesh_config()
   return config
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first field that `base_config()` does not have."""
+  """Raises ValueError naming the first field that `base_config()` does not have.
+
+  Then checks the `patch` section against the data (`patch.validate`).
+  """
   _check_fields(config, base_config(), "config")
+  patch.validate(config)
 
 
 def _check_fields(config, reference, prefix):

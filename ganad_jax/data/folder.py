@@ -11,7 +11,8 @@ Layout (MVTec AD, and the Magnetic-Tile copy in ../shared/data):
 Any format PIL reads, any size. Images are decoded by the rule of
 `images.pil_to_uint8` (scaled by the file's declared sample type, never by
 its values; a file that fits no rule is refused), become `channels`-channel
-uint8, are resized (PIL bilinear) to image_size and scaled to [-1, 1]. JPEGs are decoded
+uint8, are resized (PIL bilinear) to image_size x image_size (or x
+image_width) and scaled to [-1, 1]. JPEGs are decoded
 with PIL's `draft` mode, which lets libjpeg shrink by 1/2, 1/4 or 1/8 while
 decoding, never below image_size, before the bilinear resize: several times
 faster on large photos, with the same result up to resampling noise.
@@ -43,6 +44,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from ganad_jax.configs import data as data_config
 from ganad_jax.data import images
 from ganad_jax.data import protocols
 
@@ -60,13 +62,14 @@ class Category:
   """A decoded category folder (uint8, not yet scaled), before the holdout.
 
   Attributes:
-    train_x: uint8 (N, S, S, C), train/good.
+    train_x: uint8 (N, H, W, C), train/good (H = W = image_size unless
+      image_width is set).
     train_files: paths relative to the folder, aligned with train_x.
-    test_x: uint8 (M, S, S, C), test/*, sorted by type and name.
+    test_x: uint8 (M, H, W, C), test/*, sorted by type and name.
     test_y: int32 (M,), 0 for test/good, 1 otherwise.
     test_kinds: str (M,), the test sub-folder name.
     test_files: paths relative to the folder, aligned with test_x.
-    test_masks: bool (M, S, S), or None without ground_truth.
+    test_masks: bool (M, H, W), or None without ground_truth.
     notes: notes for info['notes'].
   """
   train_x: np.ndarray
@@ -103,7 +106,7 @@ class Decoded:
   """One decoded image.
 
   Attributes:
-    image: uint8 (size, size, channels).
+    image: uint8 (height, width, channels).
     original: the file's (width, height).
     digest: a digest of the decoded pixels (after the decoding rule and the
       channel conversion, before resizing), with their shape.
@@ -121,13 +124,13 @@ def _digest(array: np.ndarray) -> str:
                          digest_size=16).hexdigest()
 
 
-def read_image(path: str, size: int, channels: int, float_scale: float = 1.0,
-               draft: bool = True) -> Decoded:
-  """Decodes one image to uint8 (size, size, channels) by `images`' rule.
+def read_image(path: str, size: int | tuple[int, int], channels: int,
+               float_scale: float = 1.0, draft: bool = True) -> Decoded:
+  """Decodes one image to uint8 (height, width, channels) by `images`' rule.
 
   Args:
     path: the image file.
-    size: output side.
+    size: output side, or the output (height, width).
     channels: 1 or 3.
     float_scale: the declared maximum of float files (data.float_scale).
     draft: let libjpeg decode JPEGs at 1/2, 1/4 or 1/8 scale (never below
@@ -144,7 +147,8 @@ def read_image(path: str, size: int, channels: int, float_scale: float = 1.0,
     with Image.open(path) as image:
       original = image.size
       if draft and image.format == 'JPEG':
-        image.draft('L' if channels == 1 else 'RGB', (size, size))
+        height, width = images.shape_of(size)
+        image.draft('L' if channels == 1 else 'RGB', (width, height))
       drafted = image.size != original
       array = images.pil_to_uint8(image, channels, path, float_scale)
   except images.ImageDecodeError:
@@ -156,8 +160,8 @@ def read_image(path: str, size: int, channels: int, float_scale: float = 1.0,
 
 
 def read_mask(path: str, image_path: str, image_size: tuple[int, int],
-              size: int) -> tuple[np.ndarray, bool]:
-  """Decodes one mask to bool (size, size) by `images.mask_defects`' rule.
+              size: int | tuple[int, int]) -> tuple[np.ndarray, bool]:
+  """Decodes one mask to bool (height, width) by `images.mask_defects`' rule.
 
   A pixel is a defect when it is non-zero in any colour channel of the file
   at its own bit depth; the defect map is then resized with NEAREST.
@@ -166,7 +170,7 @@ def read_mask(path: str, image_path: str, image_size: tuple[int, int],
     path: the mask file.
     image_path: its image, for error messages.
     image_size: the image's original (width, height); the mask must match.
-    size: output side.
+    size: output side, or the output (height, width).
 
   Returns:
     (the resized binary mask, whether the file has any defect pixel at its
@@ -185,8 +189,9 @@ def read_mask(path: str, image_path: str, image_size: tuple[int, int],
       defect = images.mask_defects(mask, path)
   except (OSError, SyntaxError, Image.DecompressionBombError) as e:
     raise ValueError(f'Cannot decode mask {path}: {e}') from e
+  height, width = images.shape_of(size)
   resized = Image.fromarray(defect.astype(np.uint8) * 255).resize(
-      (size, size), Image.Resampling.NEAREST)
+      (width, height), Image.Resampling.NEAREST)
   return np.asarray(resized) > 0, bool(defect.any())
 
 
@@ -280,16 +285,17 @@ def _threaded(function: Callable[..., Any], *iterables: Iterable[Any]
     return list(executor.map(function, *iterables))
 
 
-def _decode_all(paths: list[str], size: int, channels: int,
+def _decode_all(paths: list[str], size: tuple[int, int], channels: int,
                 float_scale: float) -> list[Decoded]:
   """Decodes images (threaded)."""
   return _threaded(lambda p: read_image(p, size, channels, float_scale),
                    paths)
 
 
-def _stack(decoded: list[Decoded], size: int, channels: int) -> np.ndarray:
+def _stack(decoded: list[Decoded], size: tuple[int, int],
+           channels: int) -> np.ndarray:
   if not decoded:
-    return np.zeros((0, size, size, channels), np.uint8)
+    return np.zeros((0, *size, channels), np.uint8)
   return np.stack([d.image for d in decoded])
 
 
@@ -297,7 +303,7 @@ def load(config: ml_collections.ConfigDict, seed: int) -> Category:
   """Reads a category folder.
 
   Args:
-    config: the `data` sub-config (path, image_size, channels,
+    config: the `data` sub-config (path, image_size, image_width, channels,
       max_per_class: a per-folder cap applied, seeded, before decoding).
     seed: the split seed (used only by the cap).
 
@@ -313,7 +319,8 @@ def load(config: ml_collections.ConfigDict, seed: int) -> Category:
       pixels anywhere in train/good and test); EmptyMaskError (a defective
       image whose mask has no defect pixel, unless data.empty_masks=keep).
   """
-  root, size, channels = config.path, config.image_size, config.channels
+  root, channels = config.path, config.channels
+  size = data_config.image_shape(config)  # (height, width).
   if not os.path.isdir(root):
     raise FileNotFoundError(f'Category folder not found: {root}')
   train_dir = os.path.join(root, 'train', NORMAL)
@@ -375,7 +382,7 @@ def load(config: ml_collections.ConfigDict, seed: int) -> Category:
     def mask(mask_path: str | None, path: str,
              original: tuple[int, int]) -> tuple[np.ndarray, bool]:
       if mask_path is None:  # A normal image.
-        return np.zeros((size, size), bool), False
+        return np.zeros(size, bool), False
       return read_mask(mask_path, path, original, size)
 
     read = _threaded(mask, mask_paths, test_paths, test_sizes)
@@ -400,7 +407,7 @@ def load(config: ml_collections.ConfigDict, seed: int) -> Category:
         os.path.relpath(mask_paths[i], root) for i, (m, native) in
         enumerate(read) if native and not m.any()]
     notes.append(f'masks: a pixel is a defect when non-zero in any channel; '
-                 f'resized to {size}x{size} (nearest)')
+                 f'resized to {size[0]}x{size[1]} (nearest)')
     if empty_files:
       logging.warning('%d defect masks are empty in their files (kept, '
                       'data.empty_masks=keep): %s', len(empty_files),
@@ -409,11 +416,11 @@ def load(config: ml_collections.ConfigDict, seed: int) -> Category:
                    f"themselves, kept all zero: {', '.join(empty_files)}")
     if vanished:
       logging.warning('%d defect masks lose all their pixels at %dx%d '
-                      '(nearest): %s', len(vanished), size, size,
+                      '(nearest): %s', len(vanished), *size,
                       ', '.join(vanished[:10]) +
                       (', ...' if len(vanished) > 10 else ''))
       notes.append(f'{len(vanished)} defect masks lose all their pixels '
-                   f'when resized to {size}x{size} (nearest)')
+                   f'when resized to {size[0]}x{size[1]} (nearest)')
   else:
     notes.append(f'no ground_truth folder in {root}: no masks')
   check_duplicates(train_paths + test_paths, train_decoded + test_decoded,

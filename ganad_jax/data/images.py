@@ -1,7 +1,7 @@
 """Image helpers shared by the image sources: resizing, channels, scaling.
 
 Every image source ends with float32 arrays (N, size, size, channels) in
-[-1, 1]. Resizing is PIL bilinear (with PIL's antialiasing when shrinking) on
+[-1, 1] (source 'folder': (N, height, width, channels) with data.image_width). Resizing is PIL bilinear (with PIL's antialiasing when shrinking) on
 the uint8 image (or on the float image for digits); masks use NEAREST.
 
 Decoding rule (`pil_to_uint8`): a file's values are scaled by its declared
@@ -175,28 +175,35 @@ def mask_defects(image: Image.Image, path: str) -> np.ndarray:
   return defect.any(axis=-1) if defect.ndim == 3 else defect
 
 
+def shape_of(size: int | tuple[int, int]) -> tuple[int, int]:
+  """(height, width) of an output size given as a side or as (height, width)."""
+  return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
 def resize_uint8(images: Sequence[np.ndarray] | np.ndarray,
-                 size: int) -> np.ndarray:
+                 size: int | tuple[int, int]) -> np.ndarray:
   """Resizes uint8 images (H, W, C) of any sizes to (size, size), bilinear.
 
   Args:
     images: uint8 arrays (H, W, C) with C in {1, 3}, sizes may differ.
-    size: output side.
+    size: output side, or the output (height, width).
 
   Returns:
-    uint8 array (N, size, size, C); a copy of the input when nothing changes.
+    uint8 array (N, height, width, C); a copy of the input when nothing
+    changes.
   """
+  height, width = shape_of(size)
   out = []
   for image in images:
-    if image.shape[:2] == (size, size):
+    if image.shape[:2] == (height, width):
       out.append(image)
       continue
     pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    resized = np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR))
-    out.append(resized.reshape(size, size, image.shape[-1]))
+    resized = np.asarray(pil.resize((width, height), Image.Resampling.BILINEAR))
+    out.append(resized.reshape(height, width, image.shape[-1]))
   if not out:
     channels = images.shape[-1] if isinstance(images, np.ndarray) else 1
-    return np.zeros((0, size, size, channels), np.uint8)
+    return np.zeros((0, height, width, channels), np.uint8)
   return np.stack(out).astype(np.uint8, copy=False)
 
 
@@ -276,24 +283,26 @@ def prepare_uint8(images: Sequence[np.ndarray] | np.ndarray, size: int,
   return uint8_to_unit(to_channels(resized, channels))
 
 
-def size_note(sizes: set[tuple[int, int]], size: int, what: str) -> str:
+def size_note(sizes: set[tuple[int, int]], size: int | tuple[int, int],
+              what: str) -> str:
   """Describes the original sizes and the resize, for info['notes'].
 
   Args:
     sizes: the distinct original (height, width) sizes.
-    size: the output side.
+    size: the output side, or the output (height, width).
     what: what the images are, e.g. 'digits'.
 
   Returns:
     e.g. 'digits 8x8 resized to 32x32 (bilinear)'.
   """
+  out_h, out_w = shape_of(size)
   if len(sizes) == 1:
     (h, w), = sizes
-    if (h, w) == (size, size):
-      return f'{what} {h}x{w} kept at {size}x{size} (no resize)'
-    return f'{what} {h}x{w} resized to {size}x{size} (bilinear)'
+    if (h, w) == (out_h, out_w):
+      return f'{what} {h}x{w} kept at {out_h}x{out_w} (no resize)'
+    return f'{what} {h}x{w} resized to {out_h}x{out_w} (bilinear)'
   heights = [h for h, _ in sizes]
   widths = [w for _, w in sizes]
   return (f'{what} of varying sizes (height {min(heights)}-{max(heights)}, '
-          f'width {min(widths)}-{max(widths)}) resized to {size}x{size} '
+          f'width {min(widths)}-{max(widths)}) resized to {out_h}x{out_w} '
           '(bilinear)')

@@ -297,3 +297,13 @@ def test_distinct_images_load_with_a_note(tmp_path):
   s = _load(_category(str(tmp_path / 'cat')))
   assert ('5 images checked for duplicates (same stem in a folder; '
           'identical decoded pixels): none') in s.info['notes']
+
+
+def test_image_width_keeps_every_image_and_mask_at_height_x_width(tmp_path):
+  root = _category(str(tmp_path / 'cat'))
+  s = _load(root, image_width=24)
+  for split in (s.train, s.val, s.test):
+    assert split.x.shape[1:] == (16, 24, 1) and split.masks.shape[1:] == (16, 24)
+  defect = s.test.masks[s.test.y == 1][0]  # The left half, at the new width.
+  assert defect[:, :12].all() and not defect[:, 12:].any()
+  assert any('resized to 16x24 (nearest)' in n for n in s.info['notes'])

@@ -111,3 +111,14 @@ def test_decode_refuses_negative_signed_integers(tmp_path):
                      match=r'x\.tif \(mode I\) has values in \[-5, 9\], '
                      r'outside .*signed 32-bit'):
     folder.read_image(path, 16, 1)
+
+
+def test_resize_to_height_and_width():
+  image = np.arange(6 * 10, dtype=np.uint8).reshape(6, 10, 1)
+  resized = images.resize_uint8([image], (3, 5))
+  expected = np.asarray(Image.fromarray(image[..., 0]).resize((5, 3),
+                                                             Image.Resampling.BILINEAR))
+  np.testing.assert_array_equal(resized[0, ..., 0], expected)
+  np.testing.assert_array_equal(images.resize_uint8([image], 8),
+                                images.resize_uint8([image], (8, 8)))
+  assert images.size_note({(6, 10)}, (3, 5), 'x') == 'x 6x10 resized to 3x5 (bilinear)'
