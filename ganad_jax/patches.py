@@ -23,7 +23,6 @@ tile t of image n is row n * T + t of the tiled array.
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from scipy import ndimage
