@@ -28,7 +28,8 @@ The argument budget=short (default budget=reference) is what a 2-core CPU
 affords: Adam 2e-4 (our other GANs' rate) for 1,000 steps (about 15 epochs),
 with the EMA's num_updates warm-up (egbad.ema_warmup True: a constant 0.999
 from the initial weights would keep 0.999^1000 = 37 % of them). About 7
-CPU-minutes per run here; the reference budget about 48.
+CPU-minutes per run here; the reference budget about 110 minutes on one core
+(digits 0 and 1, experiments/reference/egbad.md).
 """
 
 from ganad_jax import configs
