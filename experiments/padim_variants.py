@@ -8,7 +8,9 @@ the image and pixel AUROC of the validation normals against CutPaste copies
 of them (`data.synthetic.cutpaste`, seeded with the config's seed; a copy's
 pasted patch is its mask). Those two numbers use no anomaly label and are
 what a variant may be chosen by. With --test, the test split's image and
-pixel AUROC are printed too, for reporting only. One JSON line per variant.
+pixel AUROC are printed too, for reporting only, with each defect kind's pixel
+AUROC within its own photos and the pooled pixel AUROC without that kind (where
+the pooled figure is lost). One JSON line per variant.
 """
 
 import json
@@ -53,9 +55,19 @@ def main(argv):
            "cutpaste_image_auroc": metrics.auroc(labels, np.r_[val["score"], pasted["score"]]),
            "cutpaste_pixel_auroc": metrics.pixel_auroc(masks, pasted["map"])}
     if _TEST.value:
-      test = outputs(splits.test.x)
+      test, masks_test, kinds = outputs(splits.test.x), splits.test.masks, splits.test.kinds
       row.update(test_image_auroc=metrics.auroc(splits.test.y, test["score"]),
-                 test_pixel_auroc=metrics.pixel_auroc(splits.test.masks, test["map"]))
+                 test_pixel_auroc=metrics.pixel_auroc(masks_test, test["map"]))
+      # Where the pooled pixel AUROC is lost: each kind's pixels ranked within its own
+      # photos only (localisation, no other photo's level), and the pooled AUROC without it.
+      defect_kinds = sorted(set(kinds[splits.test.y == 1].tolist()))
+      for kind in defect_kinds:
+        own, rest = kinds == kind, kinds != kind
+        row[f"test_pixel_auroc_within/{kind}"] = metrics.pixel_auroc(masks_test[own],
+                                                                     test["map"][own])
+        if len(defect_kinds) > 1:  # Without the only kind no defect pixel is left.
+          row[f"test_pixel_auroc_without/{kind}"] = metrics.pixel_auroc(masks_test[rest],
+                                                                        test["map"][rest])
     print(json.dumps(row), flush=True)
 
 

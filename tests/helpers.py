@@ -379,3 +379,31 @@ def masked_split(n=12, size=16):
   outputs = {"score": maps.mean(axis=(1, 2)), "score_max": maps.max(axis=(1, 2)),
              "recon": recon, "map": maps}
   return split, outputs
+
+
+def spot_folder(root, height=24, width=40, kinds=("spot",)):
+  """An MVTec-style category of noise photos; each kind's photos hold a bright masked square.
+
+  Four test photos a kind (the square moved along by the kind's index), 20
+  training and 4 test normals; returns `root`.
+  """
+  rng = np.random.default_rng(0)
+  files = [f"train/good/{i}.png" for i in range(20)] + [f"test/good/{i}.png" for i in range(4)]
+  for sub in ("train/good", "test/good"):
+    os.makedirs(os.path.join(root, sub))
+  for k, kind in enumerate(kinds):
+    files += [f"test/{kind}/{i}.png" for i in range(4)]
+    os.makedirs(os.path.join(root, "test", kind))
+    os.makedirs(os.path.join(root, "ground_truth", kind))
+  for name in files:
+    image = rng.integers(90, 160, (height, width), np.uint8)
+    kind = name.split("/")[1]
+    if kind in kinds:
+      mask = np.zeros((height, width), np.uint8)
+      left = 6 + 8 * kinds.index(kind)
+      mask[4:12, left:left + 8] = 255
+      image[mask > 0] = 255
+      stem = os.path.splitext(os.path.basename(name))[0]
+      Image.fromarray(mask).save(os.path.join(root, "ground_truth", kind, f"{stem}_mask.png"))
+    Image.fromarray(image).save(os.path.join(root, name))
+  return root

@@ -1,10 +1,8 @@
 """Tests of `patches`: tiles, stitching, random crops, image scores, and a tiny run with them."""
 
-import os
 
 import jax
 import numpy as np
-from PIL import Image
 import pytest
 
 from ganad_jax import patches
@@ -132,30 +130,11 @@ def test_an_output_that_is_no_tile_is_refused():
                           _protocol(size=2, stride=2))
 
 
-def _folder(root, height=24, width=40):
-  """A category folder of noise photos; the defective ones hold a bright square, masked."""
-  rng = np.random.default_rng(0)
-  files = [f"train/good/{i}.png" for i in range(20)] + [f"test/good/{i}.png" for i in range(4)]
-  files += [f"test/spot/{i}.png" for i in range(4)]
-  for sub in ("train/good", "test/good", "test/spot", "ground_truth/spot"):
-    os.makedirs(os.path.join(root, sub))
-  for name in files:
-    image = rng.integers(90, 160, (height, width), np.uint8)
-    if "spot" in name:
-      mask = np.zeros((height, width), np.uint8)
-      mask[4:12, 6:14] = 255
-      image[mask > 0] = 255
-      stem = os.path.splitext(os.path.basename(name))[0]
-      Image.fromarray(mask).save(os.path.join(root, "ground_truth/spot", f"{stem}_mask.png"))
-    Image.fromarray(image).save(os.path.join(root, name))
-  return root
-
-
 def test_tiny_run_with_patches_end_to_end(tmp_path):
   """configs/test.py on 32x48 photos with masks, 16x16 crops, tiles 8 apart: image and pixel metrics."""
   config = helpers.tiny_config("ae", **{
       "data.source": "folder", "data.protocol": "folder", "data.max_per_class": 0,
-      "data.path": _folder(str(tmp_path / "cat")), "data.image_size": 32,
+      "data.path": helpers.spot_folder(str(tmp_path / "cat")), "data.image_size": 32,
       "data.image_width": 48, "patch.size": 16, "patch.stride": 8})
   results = train.train_and_evaluate(config, str(tmp_path / "run"))
   metrics = results["metrics"]

@@ -11,6 +11,10 @@ import harness
 def test_egbad_inversion_writes_the_curve(tmp_path, shared_compilation_cache):
   env = harness.script_env(shared_compilation_cache)
   out = tmp_path / "curve.json"
+  bad = harness.start([  # Refused before any step: it overlaps the curve's run.
+      "experiments/egbad_inversion.py", "--config=configs/test.py:method=ae",
+      f"--workdir={tmp_path}/w2", f"--json_out={tmp_path}/bad.json",
+      f"--plot_out={tmp_path}/bad.png"], env)
   harness.run(harness.script(
       "egbad_inversion.py", "--config=configs/test.py:method=egbad", f"--workdir={tmp_path}/w",
       f"--json_out={out}", f"--plot_out={tmp_path}/curve.png", "--every=2", "--num_images=8",
@@ -29,7 +33,5 @@ def test_egbad_inversion_writes_the_curve(tmp_path, shared_compilation_cache):
   assert np.isfinite(curve["d_loss"][1])
   assert os.path.getsize(tmp_path / "curve.png") > 0
   assert os.path.exists(tmp_path / "w" / "config.json")
-  bad = harness.run(harness.script(
-      "egbad_inversion.py", "--config=configs/test.py:method=ae", f"--workdir={tmp_path}/w2",
-      f"--json_out={tmp_path}/bad.json", f"--plot_out={tmp_path}/bad.png"), env)
-  assert bad.returncode != 0 and "config.method must be 'egbad'" in bad.stderr
+  returncode, _, stderr = harness.finish(bad)
+  assert returncode != 0 and "config.method must be 'egbad'" in stderr
