@@ -391,7 +391,7 @@ def spot_folder(root, height=24, width=40, kinds=("spot",)):
   files = [f"train/good/{i}.png" for i in range(20)] + [f"test/good/{i}.png" for i in range(4)]
   for sub in ("train/good", "test/good"):
     os.makedirs(os.path.join(root, sub))
-  for k, kind in enumerate(kinds):
+  for kind in kinds:
     files += [f"test/{kind}/{i}.png" for i in range(4)]
     os.makedirs(os.path.join(root, "test", kind))
     os.makedirs(os.path.join(root, "ground_truth", kind))
