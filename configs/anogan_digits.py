@@ -13,7 +13,7 @@ by a 500-step batched latent search (Adam lr 0.01 -> 0.001 @ 200 -> 0.0005 @
 AUROC / AUPRC for "score" (the search loss), "score_residual" and
 "score_feature"; digits have no masks, so no pixel AUROC.
 
-Measured (README, digits table): AUROC 0.695 ± 0.008, AUPRC 0.557 ± 0.013,
+Measured (docs/results/digits.md): AUROC 0.695 ± 0.008, AUPRC 0.557 ± 0.013,
 mean over the 10 digits, ± std over seeds 0, 1, 2; about 1.5 min per run on a
 2-core CPU.
 """

@@ -15,7 +15,7 @@ train/good; every test image is scored by a 300-step batched latent search
 features). The anomaly map is |x - G(z)| and gives the pixel AUROC against
 the ground-truth masks.
 
-Measured, seeds 0, 1, 2 (README): image AUROC 0.539 ± 0.008, AUPRC 0.704 ±
+Measured, seeds 0, 1, 2 (docs/results/magnetic_tile.md): image AUROC 0.539 ± 0.008, AUPRC 0.704 ±
 0.012, pixel AUROC 0.580 ± 0.010, AUPRO 0.503 ± 0.032; about 29 min a seed on
 an otherwise idle 2-core CPU.
 """

@@ -24,7 +24,7 @@ from ganad_jax import configs
 
 
 def get_config(arg: str | None = None):
-  # configs/ae_digits.py's settings (those of the README digits table) but the budget.
+  # configs/ae_digits.py's settings (those of docs/results/digits.md) but the budget.
   args = configs.parse_arg(arg, digit=0)
   config = configs.sibling_config(__file__, "ae_digits")
   config.method = "egbad"

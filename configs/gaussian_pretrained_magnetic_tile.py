@@ -8,8 +8,8 @@ Photos loaded at 256x256 (gray), resized to the backbone's 224x224 RGB inside
 the method. One Ledoit-Wolf Gaussian per level (stem, stages 1-7, head; each
 global average pooled); the level that best tells the 76 validation normals
 from CutPaste copies of them forms the score (`gaussian.select_levels=1`;
-test labels choose nothing). No training steps. Results: README, magnetic
-tiles table.
+test labels choose nothing). No training steps. Results:
+docs/results/magnetic_tile.md.
 """
 
 from ganad_jax import configs

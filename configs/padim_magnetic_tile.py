@@ -7,10 +7,10 @@ Photos loaded at 256x256 (gray), resized to Lite2's 260x260 RGB inside the
 method; stages 3-5 (48 + 88 + 120 channels, stride 8: a 33 x 33 grid), all
 256 channels, one Gaussian per location (the paper's; 1.4 GB of statistics).
 Backbone, stages, channels, Gaussians and smoothing were chosen among the
-variants in the README's PaDiM ablation by the pixel AUROC of CutPaste copies
+variants in the PaDiM ablation of docs/results/magnetic_tile.md by the pixel AUROC of CutPaste copies
 of the validation normals (their pasted patches are the masks), never by test
 labels. Anomaly map upsampled to 256x256 and smoothed (sigma 16 px); image
-score = its maximum. No training steps. Results: README, magnetic tiles table.
+score = its maximum. No training steps. Results: docs/results/magnetic_tile.md.
 """
 
 from ganad_jax import configs

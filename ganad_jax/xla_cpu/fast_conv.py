@@ -18,7 +18,7 @@ under `config.conv_lowering`): transposed convs run by phases, strided convs
 over tiny maps by space-to-depth and convs that are matmuls as matmuls
 (`cpu_conv`), the forms whose XLA gradients avoid XLA:CPU's slow paths
 (GANomaly, DCGAN, U-Net and AE train steps 1.9x-4.3x faster on a 2-core CPU;
-README, "Devices").
+docs/performance.md, "CPU convolution lowering").
 """
 
 import functools
