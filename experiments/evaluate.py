@@ -98,7 +98,7 @@ def main(argv):
          **_member_result(split, out, val, quantile)}
         for m, (out, val) in enumerate(zip(outs, vals))]
     if vals[0] is not None:
-      result["table"] = tables.summarize(result["members"])
+      result["table"] = tables.mean_std_over_seeds(result["members"])
   if _SCORES_OUT.value:
     names = evaluation.score_names(outs[0])
     scores = {name: np.stack([out[name] for out in outs]) if trained.stacked else outs[0][name]

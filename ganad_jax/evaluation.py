@@ -95,7 +95,7 @@ def evaluate(test, test_out: dict, val_out: dict, quantile: float) -> dict:
     threshold = metrics_lib.threshold_from_normals(val_out[name], quantile)
     results["thresholds"][name] = threshold
     use_maps = name == "score" and test.masks is not None and "map" in test_out
-    results["metrics"][name] = metrics_lib.summarize(
+    results["metrics"][name] = metrics_lib.standard_metrics(
         test.y, test_out[name], threshold=threshold,
         masks=test.masks if use_maps else None, maps=test_out["map"] if use_maps else None)
   normal = test.y == 0

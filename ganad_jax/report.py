@@ -44,7 +44,7 @@ def results(config: ml_collections.ConfigDict, splits: data.Splits, run: runner.
 
   Returns:
     For a single run its metrics at the top level; for an ensemble every
-    member's metrics under "members" and their `tables.summarize` table.
+    member's metrics under "members" and their `tables.mean_std_over_seeds` table.
   """
   out = {
       "method": config.method,
@@ -72,7 +72,7 @@ def results(config: ml_collections.ConfigDict, splits: data.Splits, run: runner.
         "ensemble": {"seeds": sorted(set(members.seeds)), "grid": config.ensemble.to_dict()["grid"],
                      "members": members.size, "split_seed": config.seed},
         "members": member_results,
-        "table": tables.summarize(member_results)})
+        "table": tables.mean_std_over_seeds(member_results)})
   if "paper_repro" in info:  # Labelled apart: it chose an epoch on test labels.
     out["paper_repro"] = info["paper_repro"]
   out.update({

@@ -5,7 +5,7 @@ hyperparameters in one program. Sizes, architectures and data choices change
 the program itself; a sweep runs one `train_and_evaluate` per setting (the
 Cartesian product of its axes), each in `<root>/<label>` and each possibly an
 ensemble, and merges their tables: a row per (setting, grid point), mean ±
-std over seeds (`tables.summarize` / `tables.markdown`). A setting whose
+std over seeds (`tables.mean_std_over_seeds` / `tables.markdown`). A setting whose
 `results.json` exists and was made with the same config (`workdir.finished_results`)
 is read back, not rerun, so an interrupted sweep resumes; one made with another
 config is refused by name before anything runs.
@@ -75,7 +75,7 @@ def rows_of(results: dict, setting_label: str) -> list[dict]:
     rows = results["table"]
     return [dict(row, setting=setting_label) for row in rows]
   single = {"seed": results["seed"], "point": {}, "metrics": results["metrics"]}
-  return tables.summarize([single], setting_label)
+  return tables.mean_std_over_seeds([single], setting_label)
 
 
 def _load(path: str) -> dict:

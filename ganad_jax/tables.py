@@ -3,7 +3,7 @@
 Pure functions of results dicts (no file I/O):
   - one run: `results_markdown` (results.md of a single run),
     `ensemble_results_markdown` (results.md of an ensemble);
-  - an ensemble or a sweep: `summarize` (a row per (setting, grid point),
+  - an ensemble or a sweep: `mean_std_over_seeds` (a row per (setting, grid point),
     mean ± std over seeds) and `markdown` (sweep.md);
   - a benchmark grid: `benchmark_summary` (per (method, class) and overall)
     and `benchmark_markdown` (benchmark.md, one table per metric);
@@ -83,7 +83,7 @@ def results_markdown(results: dict, figures: list[str] | None = None) -> str:
   return "\n".join(parts)
 
 
-def summarize(member_results: list[dict], setting: str = "") -> list[dict]:
+def mean_std_over_seeds(member_results: list[dict], setting: str = "") -> list[dict]:
   """One row per (setting, grid point): mean +- std over seeds of every metric of every score.
 
   Args:
@@ -116,7 +116,7 @@ def summarize(member_results: list[dict], setting: str = "") -> list[dict]:
 
 
 def markdown(table: list[dict], title: str = "") -> str:
-  """`summarize`'s rows as Markdown: a row per (setting, grid point), mean ± std over seeds.
+  """`mean_std_over_seeds`'s rows as Markdown: a row per (setting, grid point).
 
   Columns: the primary score's metrics among TABLE_METRICS, then the AUROC of
   every alternative score.

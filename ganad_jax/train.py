@@ -306,7 +306,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   it before a grid reuses the run); a resumed run writes the same results.json
   as an uninterrupted one but for `wall_time_s`. For an ensemble the results
   hold every member's metrics and a table of mean +- std over seeds per grid
-  point (`tables.summarize`).
+  point (`tables.mean_std_over_seeds`).
 
   Raises:
     As `train`, and FloatingPointError for non-finite scores
