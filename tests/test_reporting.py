@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from ganad_jax import figures
+from ganad_jax.figures import _canvas as figures_canvas
 from ganad_jax import report
 from ganad_jax import reporting
 
@@ -45,7 +45,7 @@ def _files(directory):
 
 
 def test_a_failed_figure_save_keeps_the_good_file(tmp_path, monkeypatch):
-  fig = figures._figure(2, 2)
+  fig = figures_canvas.new_figure(2, 2)
   fig.add_subplot().plot([0, 1], [0, 1])
   path = str(tmp_path / 'figures' / 'roc.png')
   reporting.save_png(fig, path)  # Creates figures/.
