@@ -396,9 +396,21 @@ def lowered(fn):
   return wrapped
 
 
-def use_lowering(setting: str) -> bool:
-  """Whether `config.conv_lowering` ("auto", "cpu", "xla") asks for `lowered`."""
+def use_lowering(setting: str, platform: str | None = None) -> bool:
+  """Whether `config.conv_lowering` ("auto", "cpu", "xla") asks for `lowered`.
+
+  Args:
+    setting: the config value; "auto" means "cpu" on the CPU platform and
+      "xla" on any other.
+    platform: the platform the program runs on, as `jax.default_backend()`
+      names it ("cpu", "gpu", "tpu"; "cuda" and "rocm" count as GPUs);
+      default: this process's default backend.
+
+  Raises:
+    ValueError: an unknown setting, naming config.conv_lowering.
+  """
   if setting not in ("auto", "cpu", "xla"):
     raise ValueError(f"config.conv_lowering must be 'auto', 'cpu' or 'xla'; got {setting!r}.")
+  platform = jax.default_backend() if platform is None else platform
   # GPU / TPU convolution libraries handle strides and transposed convs natively.
-  return setting == "cpu" or (setting == "auto" and jax.default_backend() == "cpu")
+  return setting == "cpu" or (setting == "auto" and platform == "cpu")
