@@ -24,7 +24,6 @@ import json
 import os
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
 import jax
@@ -35,6 +34,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 from ml_collections import config_flags
 import numpy as np
 
+from ganad_jax import cli
 from ganad_jax import data
 from ganad_jax import metrics as metrics_lib
 from ganad_jax import methods
@@ -182,4 +182,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_main(main)

@@ -24,15 +24,25 @@ What counts as a refused input (`is_input_error`):
   raised: the operating system's message names the path.
 - an unknown `--config.<field>` override, which ml_collections reports as a
   KeyError / AttributeError while the flags are parsed.
+- a config file that cannot be loaded (`config_file_error`): missing, a syntax
+  error, or an exception raised by the file's own code (its module body or
+  `get_config`). ml_collections defers a missing file until the config is
+  first read and wraps the other errors in flag-parsing tracebacks; the
+  config flags are checked right after parsing instead, so the one line names
+  the file (and the line that raised) before anything runs.
 """
 
 import dis
 import os
 import re
 import sys
+import textwrap
 
 from absl import app
+from absl import flags
 from absl import logging
+import ml_collections
+from ml_collections.config_flags import config_flags
 
 INPUT_ERRORS = (ValueError, FloatingPointError, FileNotFoundError, NotADirectoryError,
                 IsADirectoryError, PermissionError)
@@ -94,6 +104,103 @@ def _unknown_override(error: BaseException, argv) -> str | None:
           + "; ganad_jax/configs/ lists every field.")
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+  """`error` and the exceptions it was raised from or while handling, outermost first."""
+  chain = []
+  while error is not None and all(error is not e for e in chain):
+    chain.append(error)
+    error = error.__cause__ or error.__context__
+  return chain
+
+
+def _frames(error: BaseException):
+  tb = error.__traceback__
+  while tb is not None:
+    yield tb.tb_frame, tb.tb_lineno
+    tb = tb.tb_next
+
+
+def _shown(path: str) -> str:
+  """`path` relative to the working directory if under it, else absolute."""
+  path = os.path.abspath(path)
+  return os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
+
+
+def _describe_load_error(flag: str, arg: str, error: BaseException,
+                         parse_frame) -> str | None:
+  """The message for `error`, raised while `--flag=arg` was loaded, or None for a bug."""
+  path = arg.split(":", 1)[0]
+  given = f"--{flag}={arg}"
+  if not os.path.isfile(path):
+    return (f"{given}: config file not found (a relative path is taken from the working "
+            f"directory, {os.getcwd()}).")
+  if isinstance(error, SyntaxError):
+    return (f"{given}: syntax error in {_shown(error.filename or path)} line {error.lineno}: "
+            f"{error.msg}.")
+  if is_input_error(error):  # Our own checks, e.g. `parse_arg`: the message names the value.
+    return f"{given}: {one_line(error)}"
+  frames = [(f, n) for f, n in _frames(error) if not f.f_code.co_filename.startswith("<")]
+  frame, lineno = frames[-1]
+  if frame is parse_frame:  # Calling get_config itself failed.
+    if isinstance(error, AttributeError) and error.name == "get_config":
+      return f"{given}: the config file defines no get_config(arg=None)."
+    return f"{given}: calling its get_config: {type(error).__name__}: {one_line(error)}"
+  if _is_ours(os.path.abspath(frame.f_code.co_filename)):
+    return None  # Not a refusal, raised in ganad_jax: a bug of ours keeps its traceback.
+  config_dir = os.path.dirname(os.path.abspath(path))
+  frame, lineno = next((f, n) for f, n in reversed(frames)  # The config's own line (or a sibling's).
+                       if os.path.dirname(os.path.abspath(f.f_code.co_filename)) == config_dir)
+  return (f"{given}: the config file raised {type(error).__name__}: {one_line(error)} "
+          f"({_shown(frame.f_code.co_filename)} line {lineno}, in {frame.f_code.co_name}).")
+
+
+def config_file_error(error: BaseException) -> str | None:
+  """The one-line message if `error` comes from loading a `--config` file, else None.
+
+  Recognised by the traceback of `error` (or of an exception it was raised
+  from) passing through ml_collections' `ConfigFileFlagParser.parse`.
+
+  Args:
+    error: an exception raised while the flags were parsed, or by reading a
+      config flag's value (ml_collections raises a missing file's error then).
+
+  Returns:
+    `--config=<arg>: <what failed>`: the file not found (with the working
+    directory), its syntax error (file and line), an input error of our own
+    helpers (e.g. `parse_arg`'s), or an exception raised by the config file's
+    own code or a library it calls (type, message, and the config file's
+    line). None if `error` is not about a config file, or is not a refusal
+    and was raised inside ganad_jax (a bug of ours, which keeps its
+    traceback).
+  """
+  for cause in reversed(_chain(error)):  # The original error first.
+    for frame, _ in _frames(cause):
+      if frame.f_code is config_flags.ConfigFileFlagParser.parse.__code__:
+        return _describe_load_error(frame.f_locals["self"].name, frame.f_locals["path"], cause,
+                                    frame)
+  return None
+
+
+def _check_config_flags() -> None:
+  """Refuses a config flag whose file failed to load (ml_collections defers that error)."""
+  for name in list(flags.FLAGS):
+    flag = flags.FLAGS[name]
+    if not config_flags.is_config_flag(flag) or not flag.present:
+      continue
+    if flag.value is None:
+      _refuse(f"--{name}={flag.serialize().split('=', 1)[-1]}: get_config returned None, "
+              "not a ConfigDict.")
+    if isinstance(flag.value, ml_collections.ConfigDict):
+      continue
+    try:
+      flag.value.keys()  # ml_collections' stand-in raises the load error here.
+    except Exception as e:  # pylint: disable=broad-except
+      message = config_file_error(e)
+      if message is None:
+        raise
+      _refuse(message)
+
+
 def _refuse(message: str) -> None:
   logging.flush()
   print(f"error: {message}", file=sys.stderr, flush=True)
@@ -101,17 +208,27 @@ def _refuse(message: str) -> None:
 
 
 def _parse_flags(argv):
+  """`app.parse_flags_with_usage`, refusing config files that fail to load in one line."""
   try:
-    return app.parse_flags_with_usage(argv)
-  except (KeyError, AttributeError) as e:
-    message = _unknown_override(e, argv)
-    if message is None:
+    argv = flags.FLAGS(argv)
+  except Exception as e:  # pylint: disable=broad-except
+    message = config_file_error(e)
+    if message is None and isinstance(e, (KeyError, AttributeError)):
+      message = _unknown_override(e, argv)
+    if message is None and isinstance(e, INPUT_ERRORS) and is_input_error(e):
+      message = one_line(e)
+    if message is not None:
+      _refuse(message)
+    if not isinstance(e, flags.Error):
       raise
-    _refuse(message)
-  except INPUT_ERRORS as e:  # Raised by a config file's get_config through our helpers.
-    if not is_input_error(e):
-      raise
-    _refuse(one_line(e))
+    # As `app.parse_flags_with_usage` reports any other flag error.
+    text = str(e)
+    print(f"FATAL Flags parsing error:\n{textwrap.indent(text, '  ')}" if "\n" in text
+          else f"FATAL Flags parsing error: {text}", file=sys.stderr)
+    print("Pass --helpshort or --helpfull to see help on flags.", file=sys.stderr, flush=True)
+    sys.exit(1)
+  _check_config_flags()
+  return argv
 
 
 def run_main(main) -> None:

@@ -4,7 +4,9 @@ The training loop (`ganad_jax.train`) checks the train metrics it fetches
 (`check_metrics`) and, before every checkpoint, the state itself
 (`check_state`), so that no checkpoint ever holds NaN / Inf. The message names
 the step, the non-finite losses or state leaves (per ensemble member, with
-its seed and grid point), and where the last good checkpoint is kept.
+its seed and grid point), and where the last good checkpoint is kept. Only a
+trained method's message suggests a lower learning rate: a closed-form fit
+(`check_state` with no metrics) has none, and its message says so.
 """
 
 import math
@@ -70,7 +72,8 @@ def check_state(state, metrics: dict, step: int, workdir: str, last_good: int | 
   Args:
     state: the state pytree (a leading (M,) member axis for an ensemble).
     metrics: the host metrics of the step (for the losses in the message),
-      or {} (a closed-form fit).
+      or {} (a closed-form fit: a method without `train_step`, whose message
+      names the fit, not a learning rate).
     step, workdir, last_good, members: as in `check_metrics`.
   """
   leaves = jax.tree_util.tree_flatten_with_path(state)[0]
@@ -88,6 +91,15 @@ def check_state(state, metrics: dict, step: int, workdir: str, last_good: int | 
         bad.setdefault(int(m), []).append(name)
   if not bad:
     return
+  if not metrics:  # A closed-form fit: no step, no loss, no learning rate to lower.
+    where = ("" if members is None else f" in {len(bad)} of {members.size} ensemble members")
+    shown = _shown(bad[None]) if members is None else "; ".join(
+        f"member {m} ({members.label(m)}): {_shown(paths)}" for m, paths in list(bad.items())[:3])
+    raise DivergenceError(
+        f"The closed-form fit{where} gave non-finite values in {shown}; "
+        f"{_kept(workdir, last_good)}. The method has no training steps or learning rate: "
+        "check the training data (constant or repeated inputs) and the method's fit settings "
+        "(a covariance regulariser such as padim.eps).")
   if members is None:
     raise DivergenceError(
         f"Training diverged at step {step}: loss={metrics.get('loss')} but the updated state "

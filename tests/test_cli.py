@@ -1,9 +1,11 @@
 """Tests of `cli.run_main`: a refused input is one line, no traceback; a bug keeps its traceback."""
 
+import os
 import subprocess
 import sys
 
 import jax
+from ml_collections.config_flags import config_flags
 import numpy as np
 import pytest
 
@@ -30,12 +32,14 @@ def refused(tmp_path_factory, shared_compilation_cache):
       "bad_data_path": train_py + ["--config.data.source=idx", f"--config.data.path={tmp}/none",
                                    f"--workdir={tmp}/d"],
       "evaluate_missing": ["experiments/evaluate.py", f"--workdir={tmp}/nonexistent"],
+      "missing_config": ["experiments/train.py", "--config=configs/no_such_config.py",
+                         f"--workdir={tmp}/f"],
       "benchmark_bad_size": ["experiments/benchmark.py", "--config=configs/test.py",
                              "--config.data.image_size=39", "--methods=ae", "--classes=0",
                              "--seeds=0", f"--workdir={tmp}/e"],
   }
   procs = {name: harness.start(args, env) for name, args in cases.items()}
-  return {name: harness.finish(proc) for name, proc in procs.items()}
+  return {"tmp": tmp, **{name: harness.finish(proc) for name, proc in procs.items()}}
 
 
 @pytest.mark.parametrize("case,message", [
@@ -48,6 +52,8 @@ def refused(tmp_path_factory, shared_compilation_cache):
     ("bad_data_path", "error: Data path for source 'idx' not found:"),
     ("evaluate_missing", "error: "),
     ("benchmark_bad_size", "error: image_size must be a power of two"),
+    ("missing_config", "error: --config=configs/no_such_config.py: config file not found (a "
+                       "relative path is taken from the working directory, "),
 ])
 def test_refused_input_is_one_line_without_traceback(refused, case, message):
   returncode, _, stderr = refused[case]
@@ -56,6 +62,56 @@ def test_refused_input_is_one_line_without_traceback(refused, case, message):
   assert harness.last_line(stderr).startswith(message), stderr[-3000:]
   if case == "evaluate_missing":
     assert "nonexistent/config.json not found" in harness.last_line(stderr)
+  if case == "missing_config":  # Refused at flag parsing, before the workdir is made.
+    assert not (refused["tmp"] / "f").exists()
+    assert stderr.count("error: ") == 1, stderr[-3000:]
+
+
+_CONFIG_FILES = {  # File name -> (its source, the start of the message after "--config=<path>: ").
+    "syntax.py": ("def get_config(:\n  pass\n", "syntax error in {path} line 1: invalid syntax."),
+    "raises.py": ("def get_config(arg=None):\n  del arg\n  raise RuntimeError('boom')\n",
+                  "the config file raised RuntimeError: boom ({path} line 3, in get_config)."),
+    "imports.py": ("import no_such_module_xyz\n",
+                   "the config file raised ModuleNotFoundError: No module named "
+                   "'no_such_module_xyz' ({path} line 1, in <module>)."),
+    "no_get_config.py": ("x = 1\n", "the config file defines no get_config(arg=None)."),
+    "calls_numpy.py": ("import numpy as np\n\n\ndef get_config(arg=None):\n  del arg\n"
+                       "  return np.array([1, 2]).reshape(3)\n",
+                       "the config file raised ValueError: cannot reshape array of size 2 into "
+                       "shape (3,) ({path} line 6, in get_config)."),
+    "bad_arg.py": ("from ganad_jax import configs\n\n\ndef get_config(arg=None):\n"
+                   "  return configs.parse_arg(arg, digit=0)\n",
+                   "Config argument 'digt=3' (in 'digt=3') is not key=value with a known key; "
+                   "keys taken (with defaults): digit=0."),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_CONFIG_FILES) + ["missing.py"])
+def test_a_config_file_that_fails_to_load_is_one_line_naming_it(tmp_path, monkeypatch, name):
+  # ml_collections loads every config file as the module "config_config", into the loaded one.
+  monkeypatch.delitem(sys.modules, "config_config", raising=False)
+  source, expected = _CONFIG_FILES.get(name, (None, "config file not found"))
+  path = tmp_path / name
+  if source is not None:
+    path.write_text(source)
+  arg = f"{path}:digt=3" if name == "bad_arg.py" else str(path)
+  parser = config_flags.ConfigFileFlagParser("config")
+  # ml_collections raises most errors from parse(), and a missing file's only when it is read.
+  error = _raised(lambda: parser.parse(arg).keys())
+  assert cli.config_file_error(error) == (f"--config={arg}: " + expected.format(path=path)
+                                          + (" (a relative path is taken from the working "
+                                             f"directory, {os.getcwd()})."
+                                             if name == "missing.py" else ""))
+
+
+def test_a_bug_of_ours_that_a_config_file_meets_keeps_its_traceback(tmp_path, monkeypatch):
+  monkeypatch.delitem(sys.modules, "config_config", raising=False)
+  path = tmp_path / "list_default.py"  # parse_arg raises TypeError: a misuse, not a refusal.
+  path.write_text("from ganad_jax import configs\n\n\ndef get_config(arg=None):\n"
+                  "  return configs.parse_arg(arg, widths=[1])\n")
+  parser = config_flags.ConfigFileFlagParser("config")
+  assert cli.config_file_error(_raised(lambda: parser.parse(f"{path}:widths=2"))) is None
+  assert cli.config_file_error(_raised(lambda: {}["key"])) is None  # Not from a config file.
 
 
 def _raised(fn):

@@ -42,3 +42,17 @@ def test_divergence_stops_the_run_and_keeps_only_good_checkpoints(tmp_path, lr, 
   assert helpers.checkpoint_steps(workdir) == kept
   if kept:  # The kept checkpoint predates the divergence and is finite.
     assert _finite(helpers.restore(workdir)[1])
+
+
+def test_a_closed_form_fit_that_gives_nan_names_the_fit_not_a_learning_rate():
+  state = {"stats": {"mean": jnp.zeros(3), "whitening": jnp.full((3, 3), jnp.nan)},
+           "step": jnp.zeros((), jnp.int32)}
+  with pytest.raises(divergence.DivergenceError) as info:
+    divergence.check_state(state, {}, 0, "/tmp/w", None)  # {}: no train metrics, a fit.
+  assert str(info.value) == (
+      "The closed-form fit gave non-finite values in stats/whitening; no checkpoint was "
+      "written. The method has no training steps or learning rate: check the training data "
+      "(constant or repeated inputs) and the method's fit settings (a covariance regulariser "
+      "such as padim.eps).")
+  with pytest.raises(divergence.DivergenceError, match=r"Lower config\.optim\.lr"):
+    divergence.check_state(state, {"loss": 1.0}, 5, "/tmp/w", None)

@@ -29,7 +29,8 @@ image must have its mask.
 Duplicates: the same sample must not enter the pool twice, so two files of
 one stem in a folder (x.png, x.jpg) and two files anywhere in train/good and
 test/* with identical decoded pixels are refused (DuplicateImageError),
-naming both. File names are sorted, so loading is deterministic.
+naming both. File names are sorted, so loading is deterministic. A test/<type>
+folder with no image is warned about and listed in info['empty_kinds'].
 """
 
 from collections.abc import Callable, Iterable
@@ -71,6 +72,8 @@ class Category:
     test_files: paths relative to the folder, aligned with test_x.
     test_masks: bool (M, H, W), or None without ground_truth.
     notes: notes for info['notes'].
+    empty_kinds: the test sub-folders that hold no image (a warning and a
+      note each: they are in no per-kind table).
   """
   train_x: np.ndarray
   train_files: list[str]
@@ -80,6 +83,7 @@ class Category:
   test_files: list[str]
   test_masks: np.ndarray | None
   notes: list[str]
+  empty_kinds: list[str] = dataclasses.field(default_factory=list)
 
 
 def list_images(folder: str) -> list[str]:
@@ -343,9 +347,13 @@ def load(config: ml_collections.ConfigDict, seed: int) -> Category:
   kinds = sorted(d for d in os.listdir(test_dir)
                  if os.path.isdir(os.path.join(test_dir, d)) and
                  not d.startswith('.'))
-  test_paths, test_kinds = [], []
+  test_paths, test_kinds, empty_kinds = [], [], []
   for kind in kinds:
     listed = list_images(os.path.join(test_dir, kind))
+    if not listed:
+      empty_kinds.append(kind)
+      logging.warning('%s holds no image: kind %r is left out of the per-kind table '
+                      '(results.json data.empty_kinds).', os.path.join(test_dir, kind), kind)
     check_same_stems(listed)
     paths = _cap(listed, config.max_per_class, generator)
     test_paths += paths
@@ -423,6 +431,8 @@ def load(config: ml_collections.ConfigDict, seed: int) -> Category:
                    f'when resized to {size[0]}x{size[1]} (nearest)')
   else:
     notes.append(f'no ground_truth folder in {root}: no masks')
+  if empty_kinds:
+    notes.append(f"test folders without images, in no per-kind table: {', '.join(empty_kinds)}")
   check_duplicates(train_paths + test_paths, train_decoded + test_decoded,
                    channels, config.float_scale, root)
   notes.append(f"images read as {'grayscale' if channels == 1 else 'RGB'} "
@@ -434,4 +444,4 @@ def load(config: ml_collections.ConfigDict, seed: int) -> Category:
       train_files=[os.path.relpath(p, root) for p in train_paths],
       test_x=test_u8, test_y=test_y, test_kinds=test_kinds,
       test_files=[os.path.relpath(p, root) for p in test_paths],
-      test_masks=test_masks, notes=notes)
+      test_masks=test_masks, notes=notes, empty_kinds=empty_kinds)

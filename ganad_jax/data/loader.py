@@ -178,6 +178,7 @@ def _load_folder(config: ml_collections.ConfigDict, seed: int) -> splits.Splits:
       'max_per_class': config.max_per_class,
       'has_masks': has_masks,
       'test_kinds': dict(zip(kinds.tolist(), counts.tolist())),
+      'empty_kinds': category.empty_kinds,
       'sizes': {'train_good': len(category.train_x),
                 **_sizes(train, val, test)},
       'notes': [
@@ -195,6 +196,30 @@ def _load_folder(config: ml_collections.ConfigDict, seed: int) -> splits.Splits:
   return splits.Splits(train=train, val=val, test=test, info=info)
 
 
+def _refuse_degenerate_train(result: splits.Splits) -> None:
+  """Raises ValueError if the training examples are all identical, or all blank images.
+
+  Either leaves nothing for a method to model (a covariance of 0, a
+  reconstruction of one picture) and is a data error far more often than an
+  intent. Some blank or repeated images among others pass.
+  """
+  x, info = result.train.x, result.info
+  if len(x) < 2:
+    return
+  rows = 'images' if x.ndim == 4 else 'rows'
+  what = (f"the {len(x)} training {rows} of {info['dataset']}"
+          + (f" (normal class {info['class_name']!r})" if 'class_name' in info else ''))
+  files = info.get('files', {}).get('train')
+  named = f" ({', '.join(files[:3])}{', ...' if len(files) > 3 else ''})" if files else ''
+  flat = x.reshape(len(x), -1)
+  if np.all(flat == flat[:1]):
+    raise ValueError(f'All {what}{named} are identical: there is nothing to model. '
+                     'Check the data (or data.class_index / class_name).')
+  if rows == 'images' and np.all(flat == flat[:, :1]):
+    raise ValueError(f'Every one of {what}{named} is blank (one value in all its pixels): '
+                     'check how the files were written or decoded.')
+
+
 def load(config: ml_collections.ConfigDict, seed: int) -> splits.Splits:
   """Loads the data a config names and splits it by its protocol.
 
@@ -207,13 +232,16 @@ def load(config: ml_collections.ConfigDict, seed: int) -> splits.Splits:
     anomalies) with a JSON-serialisable info dict.
 
   Raises:
-    ValueError, FileNotFoundError: on any bad config or input, naming it.
+    ValueError, FileNotFoundError: on any bad config or input, naming it;
+      ValueError for a training split whose examples are all identical or
+      all blank images.
   """
   data_config.validate(config, seed)
   if config.source == 'folder':
     result = _load_folder(config, seed)
   else:
     result = _load_pooled(config, seed)
+  _refuse_degenerate_train(result)
   logging.info('Loaded %s (%s, seed %d): %s.', result.info['dataset'],
                config.protocol, seed, result.info['sizes'])
   return result

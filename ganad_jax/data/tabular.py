@@ -23,6 +23,7 @@ a numeric column are an error naming column, row and token (impute first).
 In a categorical column, missing tokens are kept as categories of their own
 spelling and reported. Which columns are categorical and why is in the pool's
 info ('categorical_reasons': column -> reason) and notes, so in results.json.
+A file whose feature columns are ALL constant is refused (no row differs).
 
 Value spellings (labels and categorical values alike; `_group_spellings`):
 when every non-missing value of the column parses as a finite number, values
@@ -252,6 +253,20 @@ def _read_npz(path: str, label_column: str
   return arrays, label_column, 'columns'
 
 
+def _refuse_all_constant(path: str, numeric: dict[str, np.ndarray],
+                         categorical: dict[str, np.ndarray]) -> None:
+  """Raises ValueError if every feature column holds one value (a few may: MinMax gives -1)."""
+  values = {name: v[0] for name, v in numeric.items() if np.all(v == v[0])}
+  values.update({name: v[0] for name, v in categorical.items() if np.all(v == v[0])})
+  if len(values) < len(numeric) + len(categorical):
+    return
+  shown = ', '.join(f'{name!r} = {str(v)!r}' for name, v in list(values.items())[:_EXAMPLES])
+  more = f' and {len(values) - _EXAMPLES} more' if len(values) > _EXAMPLES else ''
+  raise ValueError(
+      f'Every feature column of {path} is constant ({shown}{more}): every row has the '
+      'same features, so no method can tell normal from anomalous rows.')
+
+
 def read(config: ml_collections.ConfigDict) -> tuple[pool.Pool, Table]:
   """Reads a tabular file and types its columns (rules: module docstring).
 
@@ -329,6 +344,8 @@ def read(config: ml_collections.ConfigDict) -> tuple[pool.Pool, Table]:
         f'NaN / Inf / empty values in numeric columns of {path}: {counts}; '
         f'{firsts}. Missing-value tokens {_quote(MISSING_TOKENS)} (any case) '
         'count as missing; impute or drop them first.')
+
+  _refuse_all_constant(path, numeric, categorical)
 
   label_values = _strings(columns[label_column])
   what = f'Label column {label_column!r} of {path}'

@@ -7,7 +7,8 @@ ImageNet backbone (`config.pretrained`, see `methods/backbone.py`), each
 coarser stage repeated (nearest) up to the finest one's grid, reduced to a
 random subset of `channels` dimensions (drawn once from the init key, kept in
 the state); the covariance is the sample covariance plus `eps` * I (the
-paper's 0.01); the map is the Mahalanobis distance at every location,
+paper's 0.01; a fit whose covariance is then still not positive definite in
+floats, a singular one plus a tiny eps, is refused naming padim.eps); the map is the Mahalanobis distance at every location,
 bilinearly upsampled to the input size and smoothed by a Gaussian of
 `sigma` pixels (the paper's 4; dm-pix, edges mirrored as scipy's
 gaussian_filter does); the image score is the map's maximum.
@@ -54,6 +55,27 @@ def memory_bytes(grid: tuple[int, int], d: int, gaussian: str) -> int:
   """Peak bytes of `fit`'s statistics (see the module docstring)."""
   locations = grid[0] * grid[1] if gaussian == "per_position" else 1
   return 20 * locations * d * d
+
+
+def _check_positive_definite(eigvals: np.ndarray, images: int, samples: int, d: int,
+                             eps: float) -> None:
+  """Raises ValueError unless the whitening 1 / sqrt(eigenvalue) is finite in float32.
+
+  Args:
+    eigvals: the eigenvalues of every regularised covariance, float64.
+    images: training images; samples: the vectors each covariance is over.
+    d: channels; eps: padim.eps.
+  """
+  smallest, floor = float(np.min(eigvals)), float(np.finfo(np.float32).tiny)
+  if smallest > floor:  # False for NaN too.
+    return
+  why = (" (fewer than channels: the sample covariance is singular and padim.eps alone keeps "
+         "it invertible)" if samples <= d else "")
+  raise ValueError(
+      f"padim fit: the covariance of {d} channels over {samples} samples from {images} training "
+      f"images{why}, plus padim.eps={eps:g} * I, has smallest eigenvalue {smallest:.3g}; the "
+      f"whitening needs it above {floor:.3g}. Raise padim.eps (the paper's is 0.01), lower "
+      "padim.channels, or add training images.")
 
 
 def make(config, input_shape: tuple[int, ...]) -> base.Method:
@@ -144,8 +166,12 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
       cov[..., i, :] -= count * mean[..., i, None] * mean
     cov /= count - 1
     cov[..., np.arange(d), np.arange(d)] += cfg.eps
-    eigvals, eigvecs = np.linalg.eigh(cov)  # Positive definite: eps * I on a PSD matrix.
+    # Positive definite in exact arithmetic (eps * I on a PSD matrix), but a
+    # singular sample covariance (fewer samples than channels) plus a tiny eps
+    # is not in floats.
+    eigvals, eigvecs = np.linalg.eigh(cov)
     del cov, total_xx
+    _check_positive_definite(eigvals, len(train_x), count, d, cfg.eps)
     eigvecs /= np.sqrt(eigvals)[..., None, :]  # The whitening, in place.
     return dict(state, stats={"mean": jnp.asarray(mean, jnp.float32),
                               "whitening": jnp.asarray(eigvecs, jnp.float32)},

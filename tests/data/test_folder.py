@@ -307,3 +307,16 @@ def test_image_width_keeps_every_image_and_mask_at_height_x_width(tmp_path):
   defect = s.test.masks[s.test.y == 1][0]  # The left half, at the new width.
   assert defect[:, :12].all() and not defect[:, 12:].any()
   assert any('resized to 16x24 (nearest)' in n for n in s.info['notes'])
+
+
+def test_an_empty_defect_folder_is_warned_about_and_listed(tmp_path, caplog):
+  root = _category(str(tmp_path / 'cat'))
+  os.makedirs(os.path.join(root, 'test', 'crack'))  # A defect type with no image.
+  with caplog.at_level('WARNING'):
+    s = _load(root)
+  assert s.info['empty_kinds'] == ['crack']
+  assert s.info['test_kinds'] == {'good': 1, 'scratch': 1}
+  assert 'test folders without images, in no per-kind table: crack' in s.info['notes']
+  assert any(os.path.join(root, 'test', 'crack') + ' holds no image' in r.getMessage()
+             for r in caplog.records)
+  assert _load(_category(str(tmp_path / 'full'))).info['empty_kinds'] == []

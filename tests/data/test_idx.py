@@ -166,3 +166,26 @@ def test_idx_repeated_single_image_is_a_note(tmp_path):
   assert ("1 IDX images repeat an earlier image's pixels (first: image 5 of "
           'train-images-idx3-ubyte = image 2 of train-images-idx3-ubyte)'
           ) in s.info['notes']
+
+
+@pytest.mark.parametrize('case,match', [
+    ('identical', r"All the \d+ training images of IDX folder .* \(normal class '0'\) are "
+                  r'identical: there is nothing to model'),
+    ('blank', r"Every one of the \d+ training images of IDX folder .* \(normal class '0'\) is "
+              r'blank \(one value in all its pixels\)'),
+])
+def test_idx_training_images_all_identical_or_all_blank_are_refused(tmp_path, case, match):
+  x = np.random.default_rng(0).integers(0, 256, (16, 16, 16), np.uint8)
+  normal = np.arange(16) % 2 == 0  # Class 0: the normals of normal_class.
+  varied = x[normal]
+  x[normal] = x[0] if case == 'identical' else np.arange(8, dtype=np.uint8)[:, None, None]
+  _write_idx_images(str(tmp_path), 'train', x, gz=False)
+  config = helpers.data_config(source='idx', path=str(tmp_path), image_size=16,
+                               protocol='normal_class', class_index=0, test_fraction=0.25,
+                               val_fraction=0.2)
+  with pytest.raises(ValueError, match=match):
+    data.load(config, seed=0)
+  varied[:2] = 0 if case == 'blank' else varied[2]  # A few such images among varied ones pass.
+  x[normal] = varied
+  _write_idx_images(str(tmp_path), 'train', x, gz=False)
+  assert len(data.load(config, seed=0).train) == 5

@@ -261,3 +261,19 @@ def test_categorical_values_follow_the_label_rule(tmp_path):
   with pytest.raises(ValueError, match=(
       r"^Column 'code' of .*t\.csv spells one number as '1' \(line 2\) and '01' \(line 3\)")):
     _read(path, categorical_columns=('code',))
+
+
+def test_a_file_whose_features_are_all_constant_is_refused_naming_them(tmp_path):
+  rows = [['1.5', 'tcp', 'attack' if i % 4 == 0 else 'normal'] for i in range(40)]
+  path = _csv_file(tmp_path / 't.csv', ['bytes', 'proto', 'label'], rows)
+  with pytest.raises(ValueError, match=re.escape(
+      f"Every feature column of {path} is constant ('bytes' = '1.5', 'proto' = 'tcp'): "
+      'every row has the same features')):
+    _read(path)
+  npz = str(tmp_path / 't.npz')
+  np.savez(npz, x=np.zeros((40, 4)), y=np.arange(40) % 2)
+  with pytest.raises(ValueError, match=r"constant \('x0' = '0.0', 'x1' = '0.0', 'x2' = "
+                                       r"'0.0' and 1 more\)"):
+    _read(npz)
+  rows[0][0] = '2.5'  # One column that varies is enough: constant columns beside it pass.
+  _read(_csv_file(tmp_path / 'u.csv', ['bytes', 'proto', 'label'], rows))

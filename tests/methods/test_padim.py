@@ -90,3 +90,21 @@ def test_padim_refuses_tabular_inputs_and_bad_fields(backbone_weights):
                      r"stage4 has 144 channels"):
     methods.make(helpers.pretrained_config("padim", backbone_weights, **{"padim.channels": 500}),
                  helpers.PRETRAINED_SHAPE)
+
+
+def test_padim_fit_on_fewer_images_than_channels_names_padim_eps(backbone_weights):
+  """anomalib #1430: a singular covariance plus a tiny eps is refused, not a NaN state."""
+  config = helpers.pretrained_config("padim", backbone_weights, name="resnet18",
+                                     **{"padim.channels": 20, "padim.eps": 1e-300})
+  method = methods.make(config, helpers.PRETRAINED_SHAPE)
+  train_x = helpers.smooth_images(4)
+  state = method.init(jax.random.key(0), train_x[:2])
+  with pytest.raises(ValueError, match=(
+      r"padim fit: the covariance of 20 channels over 4 samples from 4 training images \(fewer "
+      r"than channels: the sample covariance is singular and padim.eps alone keeps it "
+      r"invertible\), plus padim.eps=1e-300 \* I, has smallest eigenvalue .*; the whitening "
+      r"needs it above 1.18e-38. Raise padim.eps")):
+    method.fit(state, train_x)
+  config.padim.eps = 0.01  # The remedy the message names: the same images fit.
+  fitted = methods.make(config, helpers.PRETRAINED_SHAPE).fit(state, train_x)
+  assert np.all(np.isfinite(np.asarray(fitted["stats"]["whitening"])))
