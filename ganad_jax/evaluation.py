@@ -33,6 +33,8 @@ def score_split(score_fn, state, x: np.ndarray, key, batch_size: int,
   if cache_dir is not None:
     _prepare_cache(cache_dir, _fingerprint(state, x, key, batch_size))
   chunks = []
+  progress = reporting.Progress(len(x), unit="image" if x.ndim == 4 else "row",
+                                label="scoring")
   for start in range(0, len(x), batch_size):
     path = cache_dir and os.path.join(cache_dir, f"batch_{start:09d}.npz")
     if path and os.path.exists(path):
@@ -47,6 +49,7 @@ def score_split(score_fn, state, x: np.ndarray, key, batch_size: int,
     chunks.append({k: np.asarray(v)[:n] for k, v in out.items()})
     if path:
       reporting.save_npz(path, chunks[-1])
+    progress.update(min(start + batch_size, len(x)))
   outputs = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
   for name in score_names(outputs):
     bad = int(np.sum(~np.isfinite(outputs[name])))

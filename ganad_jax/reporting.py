@@ -128,23 +128,59 @@ def tensorboard_writer(workdir: str):
   return tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
 
 
-class Progress:
-  """Logs step, steps/s and ETA every `every` steps (a TF-free clu.ReportProgress)."""
+PROGRESS_EVERY_S = 10.0  # `Progress.update`'s default interval between lines, in seconds.
 
-  def __init__(self, total_steps: int, first_step: int = 0):
+
+class Progress:
+  """Logs step, steps/s and ETA (a TF-free clu.ReportProgress).
+
+  Training calls `report` every `train.log_every` steps; a host loop over
+  batches whose length is known (feature extraction, a closed-form fit,
+  scoring a split) calls `update` after each batch, which logs at most every
+  `every_s` seconds (and the last count, once anything was logged), so a
+  loop shorter than that stays silent. The numbers computed are untouched.
+
+  Args:
+    total_steps: the count at the end (steps, or images for `unit="image"`).
+    first_step: the count at the start (a resumed run's step).
+    unit: what is counted, in the line ("step 4/10 ... steps/s").
+    label: what the loop does, the line's prefix ("padim fit: embeddings
+      of the training images"); "" for training.
+    every_s: `update`'s interval between lines, in seconds; None:
+      PROGRESS_EVERY_S.
+  """
+
+  def __init__(self, total_steps: int, first_step: int = 0, unit: str = "step",
+               label: str = "", every_s: float | None = None):
     self.total = total_steps
     self._t0, self._s0 = time.perf_counter(), first_step
+    self._unit, self._label = unit, label
+    self._every_s = PROGRESS_EVERY_S if every_s is None else every_s
+    self._last_line = None  # perf_counter() of the last line `update` logged.
 
-  def line(self, step: int, metrics: dict[str, float]) -> str:
-    elapsed = time.perf_counter() - self._t0
+  def line(self, step: int, metrics: dict[str, float], now: float | None = None) -> str:
+    """The progress line at count `step` and time `now` (perf_counter; None: now)."""
+    elapsed = (time.perf_counter() if now is None else now) - self._t0
     rate = (step - self._s0) / elapsed if elapsed > 0 else float("nan")
     eta = (self.total - step) / rate if rate > 0 else float("nan")
+    text = (f"{self._unit} {step}/{self.total} ({100 * step / self.total:.0f}%) "
+            f"{rate:.2f} {self._unit}s/s, ETA {_duration(eta)}")
+    if self._label:
+      return f"{self._label}: {text}" + "".join(
+          f" {k}={v:.4g}" for k, v in sorted(metrics.items()))
     values = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
-    return (f"step {step}/{self.total} ({100 * step / self.total:.0f}%) "
-            f"{rate:.2f} steps/s, ETA {_duration(eta)} | {values}")
+    return f"{text} | {values}"
 
   def report(self, step: int, metrics: dict[str, float]) -> None:
     logging.info("%s", self.line(step, metrics))
+
+  def update(self, step: int) -> None:
+    """Logs the line for count `step` if `every_s` passed since the last (see the class)."""
+    now = time.perf_counter()
+    due = now - (self._t0 if self._last_line is None else self._last_line) >= self._every_s
+    if due or (step >= self.total and self._last_line is not None):
+      self._last_line = now
+      logging.info("%s", self.line(step, {}, now))
 
 
 def _duration(seconds: float) -> str:

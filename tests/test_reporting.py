@@ -87,3 +87,21 @@ def test_a_failed_image_or_npz_save_keeps_the_good_file(tmp_path, monkeypatch):
   assert _files(tmp_path) == ['reconstructions.png', 'scores.npz']
   with pytest.raises(ValueError, match=r'Cannot tell the image format of .*grid\.xyz'):
     reporting.save_image(str(tmp_path / 'grid.xyz'), grid)
+
+
+def test_progress_update_logs_at_most_every_interval_and_the_end(monkeypatch):
+  clock = iter([0.0, 4.0, 11.0, 15.0, 30.0])  # Construction, then one reading per update.
+  monkeypatch.setattr(reporting.time, "perf_counter", lambda: next(clock))
+  lines = []
+  monkeypatch.setattr(reporting.logging, "info", lambda fmt, *a: lines.append(fmt % a))
+  progress = reporting.Progress(40, unit="image", label="padim fit: embeddings")
+  for done in (10, 20, 30, 40):  # At 4 s: not due; 11 s: due; 15 s: not; the end: logged.
+    progress.update(done)
+  assert [l.split(" (")[0] for l in lines] == ["padim fit: embeddings: image 20/40",
+                                               "padim fit: embeddings: image 40/40"]
+  assert lines[0].endswith("(50%) 1.82 images/s, ETA 11s")
+  monkeypatch.setattr(reporting.time, "perf_counter", lambda: 5.0)
+  reporting.Progress(40, every_s=1e9).update(40)  # A loop shorter than the interval: no line.
+  assert len(lines) == 2
+  assert reporting.Progress(10).line(4, {"loss": 0.5}).startswith("step 4/10 (40%) ")
+  assert reporting.Progress(10).line(4, {"loss": 0.5}).endswith(" | loss=0.5")

@@ -67,6 +67,7 @@ import numpy as np
 from sklearn import covariance
 
 from ganad_jax import metrics
+from ganad_jax import reporting
 from ganad_jax.data import synthetic
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
@@ -308,11 +309,16 @@ def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
             # -1: not measured (finite, as every leaf of a checkpointed state must be).
             "selection_auroc": jnp.full((len(names),), -1.0, jnp.float32)}
 
-  def extract_all(net, x):
+  def extract_all(net, x, what):
     """Every chosen layer's features of `x`, float64 (N, D_i), in padded fixed-size batches."""
     extract = jax.jit(features)
-    chunks = [[np.asarray(f)[:n] for f in extract(net, batch)]
-              for batch, n in base.padded_batches(x, config.eval.batch_size)]
+    progress = reporting.Progress(len(x), unit="image" if x.ndim == 4 else "row",
+                                  label=f"gaussian fit: features of {what}")
+    chunks, done = [], 0
+    for batch, n in base.padded_batches(x, config.eval.batch_size):
+      chunks.append([np.asarray(f)[:n] for f in extract(net, batch)])
+      done += n
+      progress.update(done)
     return [np.concatenate([c[i] for c in chunks]).astype(np.float64) for i in range(len(names))]
 
   def select(stats, net, val_x):
@@ -325,7 +331,8 @@ def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
     copies, _ = synthetic.cutpaste(val_x, np.random.default_rng(int(config.seed)))
     labels = np.r_[np.zeros(len(val_x)), np.ones(len(copies))]
     aurocs = []
-    for i, (f_val, f_copy) in enumerate(zip(extract_all(net, val_x), extract_all(net, copies))):
+    for i, (f_val, f_copy) in enumerate(zip(extract_all(net, val_x, "the validation normals"),
+                                            extract_all(net, copies, "their CutPaste copies"))):
       s = jax.tree_util.tree_map(np.asarray, stats[f"layer{i}"])
       dist = np.linalg.norm((np.r_[f_val, f_copy] - s["mean"]) @ s["whitening"], axis=1)
       # A layer whose distances are all equal tells nothing apart: chance.
@@ -346,8 +353,10 @@ def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
                        f"built for {input_shape}.")
     if len(train_x) < 2:
       raise ValueError(f"fit: a covariance needs >= 2 training samples; got {len(train_x)}.")
-    stats = {}
-    for i, (name, feats) in enumerate(zip(names, extract_all(state["net"], train_x))):
+    stats, layers = {}, extract_all(state["net"], train_x, "the training split")
+    progress = reporting.Progress(len(names), unit="layer",
+                                  label="gaussian fit: covariances and whitenings")
+    for i, (name, feats) in enumerate(zip(names, layers)):
       if not np.all(np.isfinite(feats)):
         raise ValueError(f"fit: layer {name!r} has non-finite features on the training data.")
       estimator = covariance.LedoitWolf(store_precision=False).fit(feats)
@@ -361,6 +370,7 @@ def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
       stats[f"layer{i}"] = {
           "mean": jnp.asarray(estimator.location_, jnp.float32),
           "whitening": jnp.asarray(eigvecs * inv_sqrt, jnp.float32)}
+      progress.update(i + 1)
     state = dict(state, stats=stats, fitted=jnp.ones((), jnp.float32))
     if cfg.select_levels > 0 and len(names) > 1:
       val_x = np.zeros((0,) + input_shape, np.float32) if val_x is None else val_x

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganad_jax import reporting
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
 
@@ -146,6 +147,9 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     extract = jax.jit(embed)
     # float64 sums of x and x x^T (per location, or over all locations), batch by batch.
     count, total_x, total_xx = 0, np.zeros(stats_shape), np.zeros(stats_shape + (d,))
+    images = 0
+    progress = reporting.Progress(len(train_x), unit="image",
+                                  label="padim fit: embeddings of the training images")
     for batch, n in base.padded_batches(train_x, config.eval.batch_size):
       e = np.asarray(extract(state["net"], state["channels"], batch))[:n].astype(np.float64)
       if not np.all(np.isfinite(e)):
@@ -160,6 +164,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
         count += len(e)
         total_x += e.sum(axis=0)
         total_xx += e.T @ e
+      images += n
+      progress.update(images)
     mean = total_x / count
     cov = total_xx  # In place: the largest arrays exist at most twice (module docstring).
     for i in range(d):  # Row by row: no full-size temporary for count * mean mean^T.

@@ -15,6 +15,7 @@ from ganad_jax import checkpoints
 from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import methods
+from ganad_jax import reporting
 from ganad_jax import runner
 from ganad_jax import workdir as workdir_lib
 from ganad_jax.methods import egbad
@@ -272,3 +273,20 @@ def test_gaussian_selection_needs_validation_normals(backbone_weights):
   with pytest.raises(ValueError, match=r"select_levels=2 ranks layers on the validation normals; "
                      r"there are 3 \(fewer than 8\)"):
     method.fit(method.init(jax.random.key(0), train_x[:2]), train_x, train_x[:3])
+
+
+def test_fewer_samples_than_features_fit_finite_without_a_regulariser_to_raise(monkeypatch):
+  """The Gaussian needs no eps: Ledoit-Wolf shrinks a singular covariance, and the whitening
+  drops eigenvalues under pinvh's cutoff, so 3 samples of 5 features (one constant) fit."""
+  train_x = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
+  train_x[:, 4] = 1.0
+  config = helpers.method_config("gaussian", gaussian__features="pixels")
+  monkeypatch.setattr(reporting, "PROGRESS_EVERY_S", 0.0)  # A progress line every batch.
+  lines = []
+  monkeypatch.setattr(reporting.logging, "info", lambda fmt, *a: lines.append(fmt % a))
+  state, out = _fit_and_score(config, train_x, train_x, (5,))
+  assert np.all(np.isfinite(np.asarray(state["stats"]["layer0"]["whitening"])))
+  assert np.all(np.isfinite(out["score"]))
+  assert [l.split(" (")[0] for l in lines if l.startswith("gaussian fit")] == [
+      "gaussian fit: features of the training split: row 3/3",
+      "gaussian fit: covariances and whitenings: layer 1/1"]

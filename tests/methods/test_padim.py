@@ -7,6 +7,7 @@ import pytest
 from ganad_jax import configs
 from ganad_jax import methods
 from ganad_jax import pretrained
+from ganad_jax import reporting
 from ganad_jax.methods import backbone
 from ganad_jax.methods import padim
 import helpers
@@ -92,7 +93,7 @@ def test_padim_refuses_tabular_inputs_and_bad_fields(backbone_weights):
                  helpers.PRETRAINED_SHAPE)
 
 
-def test_padim_fit_on_fewer_images_than_channels_names_padim_eps(backbone_weights):
+def test_padim_fit_on_fewer_images_than_channels_names_padim_eps(backbone_weights, monkeypatch):
   """anomalib #1430: a singular covariance plus a tiny eps is refused, not a NaN state."""
   config = helpers.pretrained_config("padim", backbone_weights, name="resnet18",
                                      **{"padim.channels": 20, "padim.eps": 1e-300})
@@ -106,5 +107,11 @@ def test_padim_fit_on_fewer_images_than_channels_names_padim_eps(backbone_weight
       r"needs it above 1.18e-38. Raise padim.eps")):
     method.fit(state, train_x)
   config.padim.eps = 0.01  # The remedy the message names: the same images fit.
-  fitted = methods.make(config, helpers.PRETRAINED_SHAPE).fit(state, train_x)
+  method = methods.make(config, helpers.PRETRAINED_SHAPE)
+  monkeypatch.setattr(reporting, "PROGRESS_EVERY_S", 0.0)  # A progress line every batch.
+  lines = []
+  monkeypatch.setattr(reporting.logging, "info", lambda fmt, *a: lines.append(fmt % a))
+  fitted = method.fit(state, train_x)
   assert np.all(np.isfinite(np.asarray(fitted["stats"]["whitening"])))
+  assert any(l.startswith("padim fit: embeddings of the training images: image 4/4 (100%) ")
+             for l in lines), lines
