@@ -148,8 +148,9 @@ def _describe_load_error(flag: str, arg: str, error: BaseException,
   if _is_ours(os.path.abspath(frame.f_code.co_filename)):
     return None  # Not a refusal, raised in ganad_jax: a bug of ours keeps its traceback.
   config_dir = os.path.dirname(os.path.abspath(path))
-  frame, lineno = next((f, n) for f, n in reversed(frames)  # The config's own line (or a sibling's).
-                       if os.path.dirname(os.path.abspath(f.f_code.co_filename)) == config_dir)
+  frame, lineno = next(((f, n) for f, n in reversed(frames)  # The config's line (or a sibling's).
+                        if os.path.dirname(os.path.abspath(f.f_code.co_filename)) == config_dir),
+                       (frame, lineno))
   return (f"{given}: the config file raised {type(error).__name__}: {one_line(error)} "
           f"({_shown(frame.f_code.co_filename)} line {lineno}, in {frame.f_code.co_name}).")
 
@@ -188,8 +189,7 @@ def _check_config_flags() -> None:
     if not config_flags.is_config_flag(flag) or not flag.present:
       continue
     if flag.value is None:
-      _refuse(f"--{name}={flag.serialize().split('=', 1)[-1]}: get_config returned None, "
-              "not a ConfigDict.")
+      _refuse(f"{flag.serialize()}: get_config returned None, not a ConfigDict.")
     if isinstance(flag.value, ml_collections.ConfigDict):
       continue
     try:

@@ -8,10 +8,11 @@ coarser stage repeated (nearest) up to the finest one's grid, reduced to a
 random subset of `channels` dimensions (drawn once from the init key, kept in
 the state); the covariance is the sample covariance plus `eps` * I (the
 paper's 0.01; a fit whose covariance is then still not positive definite in
-floats, a singular one plus a tiny eps, is refused naming padim.eps); the map is the Mahalanobis distance at every location,
-bilinearly upsampled to the input size and smoothed by a Gaussian of
-`sigma` pixels (the paper's 4; dm-pix, edges mirrored as scipy's
-gaussian_filter does); the image score is the map's maximum.
+floats, a singular one plus a tiny eps, is refused naming padim.eps); the
+map is the Mahalanobis distance at every location, bilinearly upsampled to
+the input size and smoothed by a Gaussian of `sigma` pixels (the paper's 4;
+dm-pix, edges mirrored as scipy's gaussian_filter does); the image score is
+the map's maximum.
 
 `gaussian` "per_position" (the paper: one Gaussian per location, for aligned
 objects) or "shared" (one Gaussian over every location of every training
