@@ -226,7 +226,7 @@ def test_label_names_longer_than_every_spelling_are_not_cut(tmp_path):
 
 def test_npz_float_labels_name_whole_numbers_as_integers(tmp_path):
   path = str(tmp_path / 't.npz')
-  np.savez(path, x=np.ones((10, 2)), y=(np.arange(10) % 2).astype(np.float64))
+  np.savez(path, x=np.arange(20.0).reshape(10, 2), y=(np.arange(10) % 2).astype(np.float64))
   source_pool, _ = _read(path)
   assert source_pool.class_names == ('0', '1')
 
