@@ -351,7 +351,8 @@ class Detector:
         info={"source": "arrays", "protocol": "detector", "notes": [
             f"Detector.fit on {len(x)} rows of X: {len(train_pos)} train, {len(val_pos)} "
             f"held-out normals (val_fraction {config.data.val_fraction:g}, seed {config.seed})"]})
-    self._method, self._state, self.train_info_ = train_lib.train(config, workdir, splits)
+    run, self._state, self.train_info_, _ = train_lib.train(config, workdir, splits)
+    self._method = run.method
     self._score_key = runner.root_keys(config.seed).score
     self._score_fn = jax.jit(self._method.score)
     self._fitted = True

@@ -1,4 +1,7 @@
-"""`train_and_evaluate(config, workdir)`: the one training loop every method uses.
+"""`train(config, workdir, splits=None)`: the one training loop every method uses.
+
+`train_and_evaluate(config, workdir)` is the job around it: train (loading
+the data), score val and test, write the report.
 
 The training set lives on the device; each step gathers its batch there from a
 per-epoch permutation drawn with `fold_in(data_key, epoch)`, and gets its own
@@ -9,18 +12,20 @@ an uninterrupted one.
 An ensemble (`config.ensemble`: seeds x a grid of vmappable hyperparameters,
 see `ganad_jax.ensemble`) goes through this same loop: its stacked method has
 a leading member axis on the state, the keys and the per-member batches
-(gathered from the one shared training array), so checkpoints, resume, early
-stopping (per member), divergence checks and reports are this code.
+(gathered from the one shared training array), so checkpoints, resume, hooks,
+divergence checks and reports are this code.
 
 What the loop calls: `runner` (the run, its jitted step and scoring on the
 ("members", "data") mesh), `checkpoints`, `divergence` (fail fast on NaN /
-Inf), `early_stopping` (per-member tracker, best state), `report` (results,
+Inf), `hooks` (built from the config: early stopping, paper_repro; called at
+their steps, their records saved with each checkpoint), `report` (results,
 TensorBoard, figures).
 """
 
 import math
 import os
 import time
+from typing import Any, NamedTuple
 
 from absl import logging
 import jax
@@ -31,9 +36,8 @@ from ganad_jax import checkpoints
 from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax import divergence
-from ganad_jax import early_stopping
 from ganad_jax import evaluation
-from ganad_jax import paper_repro
+from ganad_jax import hooks as hooks_lib
 from ganad_jax import report
 from ganad_jax import reporting
 from ganad_jax import runner
@@ -101,25 +105,8 @@ def _log_train_metrics(writer, progress: reporting.Progress, run: runner.Run, me
       writer.add_scalar(f"member{m}/train/{k}", v, step)
 
 
-def _validation_means(writer, run: runner.Run, score_fn, state, config, val_x,
-                      step: int) -> list[float]:
-  """Per member, the mean `early_stopping.score` of the validation normals (logged too)."""
-  name = config.train.early_stopping.score
-  outs = runner.score(run, score_fn, state, val_x, config.eval.batch_size)
-  values = [float(np.mean(out[name])) for out in outs]
-  for m, value in enumerate(values):
-    writer.add_scalar(f"member{m}/val/mean_{name}" if run.stacked else f"val/mean_{name}",
-                      value, step)
-  return values
-
-
 def _resume(config, mngr, run: runner.Run, abstract_state, total_steps: int):
-  """(step, state, train metrics, paper_repro records) of the newest good checkpoint.
-
-  (None, None, None, []) when there is none.
-
-  The train metrics are those saved with the checkpoint, as are the
-  paper_repro records up to its step (`meta["paper_repro"]`, [] if none).
+  """(step, state, JSON record) of the newest good checkpoint; (None, None, {}) if none.
 
   Raises:
     checkpoints.IncompatibleCheckpointError: the checkpoint is of another run,
@@ -128,59 +115,68 @@ def _resume(config, mngr, run: runner.Run, abstract_state, total_steps: int):
   start, state = checkpoints.restore_latest(mngr, abstract_state, run.meta,
                                             set_aside_corrupt=True)
   if state is None:
-    return None, None, None, []
+    return None, None, {}
   if start > total_steps:
     raise checkpoints.IncompatibleCheckpointError(
         f"Checkpoint {mngr.directory}/{start} is at step {start}, past the {total_steps} "
         f"steps of this run (train.num_steps={config.train.num_steps}, train.num_epochs="
         f"{config.train.num_epochs}). Use a fresh --workdir, or at least {start} steps.")
-  # The train metrics of the checkpoint's step: a run resumed at its last
-  # step reports the same final_train_metrics as the uninterrupted one.
-  meta = checkpoints.read_meta(mngr, start)
   logging.info("Resumed from %s at step %d.", mngr.directory, start)
-  return (start, state, _metrics_from_record(meta.get("train_metrics"), run.stacked),
-          meta.get("paper_repro", []))
+  return start, state, checkpoints.read_meta(mngr, start)
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits):
-  """Trains `config.method` on `splits.train` (normals only); returns (method, state, info).
+def _finish(hooks, state, step: int, info: dict):
+  """(the state training returns, info): each hook's `finish`, in order."""
+  for hook in hooks:
+    state, extra = hook.finish(state, step)
+    info.update(extra)
+  return state, info
 
-  Resumes from `workdir/checkpoints`. With `config.train.early_stopping.eval_every`
-  > 0, every that many steps the mean `early_stopping.score` of the validation
-  normals is computed; the state with the lowest one is kept in `workdir/best`
-  and returned, and training stops after `patience` evaluations without an
-  improvement of `min_delta` (`ganad_jax.early_stopping`). Test data plays no
-  part, but for the labelled `config.eval.paper_repro` (the references'
-  per-epoch test evaluation, `ganad_jax.paper_repro`), which only adds
-  `info["paper_repro"]`. A method with a closed-form `fit` (no `train_step`)
-  is fitted once and saved at step 0.
 
-  With `config.ensemble`, `method` is the stacked method, `state` has a leading
-  member axis, and every member has its own early stopping (its best state is
-  kept once its patience has run out; training goes on while any member's has
-  not) and `info` holds per-member lists.
+class TrainResult(NamedTuple):
+  """What `train` returns."""
+  run: runner.Run  # The method, members, keys and mesh.
+  state: Any  # The state training ends with (the best one with early stopping).
+  info: dict  # steps, final_train_metrics, train_seconds, and the hooks' entries.
+  splits: data.Splits  # The data it trained on (loaded by `train` if not given).
+
+
+def train(config: ml_collections.ConfigDict, workdir: str,
+          splits: data.Splits | None = None) -> TrainResult:
+  """Trains `config.method` on `splits.train` (normals only): the one training entry.
+
+  Validates the config, proves the workdir writable, then loads the data
+  (`data.load(config.data, config.seed)`) unless `splits` are given. Resumes
+  from `workdir/checkpoints`, saved every `train.checkpoint_every` steps, at
+  the last step and when a hook stops training. Writes `config.json` once
+  the checkpoint, if any, is found compatible. A method with a closed-form
+  `fit` (no `train_step`) is fitted once and saved at step 0.
+
+  The hooks of `hooks.build` run at their steps: with
+  `config.train.early_stopping.eval_every` > 0, the state with the lowest mean
+  validation score is kept in `workdir/best` and returned, and training stops
+  after `patience` evaluations without an improvement of `min_delta`
+  (`ganad_jax.early_stopping`). Test data plays no part, but for the labelled
+  `config.eval.paper_repro` (`ganad_jax.paper_repro`), which only adds
+  `info["paper_repro"]`.
+
+  With `config.ensemble`, `run.method` is the stacked method, `state` has a
+  leading member axis, every member has its own early stopping (its best
+  state is kept once its patience has run out; training goes on while any
+  member's has not) and `info` holds per-member lists.
 
   Raises:
     ValueError: an invalid config (`configs.validate`), fewer training
       examples than `config.train.batch_size`, or paper_repro with an ensemble.
     PermissionError: the workdir is not writable.
-    checkpoints.IncompatibleCheckpointError: the workdir's checkpoint is of
-      another run, or past this run's steps.
+    checkpoints.IncompatibleCheckpointError: the workdir's checkpoint (or
+      best state) is of another run, or past this run's steps.
     divergence.DivergenceError: a loss or the state became NaN / Inf.
   """
-  run, state, info = train_run(config, workdir, splits)
-  return run.method, state, info
-
-
-def train_run(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits):
-  """`train`, returning the whole `runner.Run` (method, members, keys, mesh), not the method."""
   configs.validate(config)
   prepare_workdir(workdir)
-  return _train(config, workdir, splits)
-
-
-def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits):
-  """`train_run` on a validated config and a prepared workdir."""
+  if splits is None:
+    splits = data.load(config.data, config.seed)
   t_start = time.perf_counter()
   num_train = len(splits.train.x)
   run = runner.build(config, splits.train.x.shape[1:], num_train,
@@ -188,34 +184,23 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
   if num_train < run.batch_size:
     raise ValueError(f"The training split has {num_train} normal samples, fewer "
                      f"than config.train.batch_size={run.batch_size}.")
-  if config.eval.paper_repro and run.stacked:
-    raise ValueError("config.eval.paper_repro=True is for single runs; this config is an "
-                     "ensemble (config.ensemble). Run its members one by one.")
   total_steps = 0 if run.method.train_step is None else num_train_steps(config, num_train)
   train_x = sharding.put_train_data(run.mesh, splits.train.x, config.mesh.train_data)
   init_batch = sharding.put(run.mesh, splits.train.x[:run.batch_size])
-  mngr = checkpoints.manager(workdir, config)
-  # The checkpoint is checked against this run before anything is compiled or
-  # written: a refused run leaves the workdir's config.json as it was.
   abstract_state, state_sharding = runner.abstract_init(run, init_batch)
-  start, state, last_metrics, paper_records = _resume(config, mngr, run, abstract_state,
-                                                      total_steps)
+  hooks = hooks_lib.build(config, run, workdir, splits, total_steps, abstract_state,
+                          state_sharding)
+  mngr = checkpoints.manager(workdir, config)
+  # The checkpoints (latest, and the hooks' best/) are checked against this
+  # run before anything is written: a refused run leaves config.json as it was.
+  start, state, meta = _resume(config, mngr, run, abstract_state, total_steps)
   if state is None:
     state = runner.init_state(run, init_batch, state_sharding)
+  step = int(np.max(sharding.to_host(state["step"])))
+  for hook in hooks:
+    hook.restore(step, meta)
   if jax.process_index() == 0:
     reporting.write_json(os.path.join(workdir, "config.json"), config.to_dict())
-  paper = None
-  if config.eval.paper_repro:
-    paper = paper_repro.scorer(run.method, config.eval.paper_repro_test_order)
-  # A run resumed with more steps drops the record of its predecessor's last
-  # step where that was no epoch's end: the uninterrupted run has none there.
-  paper_records = [r for r in paper_records if paper_repro.is_epoch_end(
-      r["step"], total_steps, num_train, run.batch_size)]
-
-  def paper_eval(state, step):
-    paper_records.append(paper_repro.evaluate(
-        paper, state, splits.test.x, splits.test.y, run.keys.score, run.batch_size,
-        config.seed, step))
 
   if run.method.train_step is None:
     if start is None:
@@ -223,60 +208,49 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
                                state_sharding)
       divergence.check_state(state, {}, 0, workdir, None, run.members)
       checkpoints.save(mngr, 0, state, run.meta, force=True)
+    for hook in hooks:
+      if hook.due(0):  # A fit has no TensorBoard log: its scalars go to the log.
+        for tag, value in hook.on_step(state, 0).items():
+          logging.info("%s = %g after the fit.", tag, value)
     info = {"steps": 0, "train_seconds": time.perf_counter() - t_start,
             "final_train_metrics": None}
-    if paper is not None:
-      paper_eval(state, 0)
-      info["paper_repro"] = paper_repro.summary(paper_records, paper.test_order)
-    return run, state, info
+    return TrainResult(run, *_finish(hooks, state, 0, info), splits)
 
-  early = config.train.early_stopping
-  step = int(np.max(sharding.to_host(state["step"])))
-  tracker = best = None
-  if early.eval_every > 0:
-    best_mngr = checkpoints.manager(workdir, config, name="best", max_to_keep=1)
-    tracker = early_stopping.Tracker.resume(early, best_mngr, step, run.meta, run.num_members)
-    best = early_stopping.BestCheckpoint(best_mngr, run.meta, abstract_state, state_sharding,
-                                         run.stacked)
-  stopped_at = step if tracker is not None and tracker.done else None
+  # The train metrics of the checkpoint's step: a run resumed at its last
+  # step reports the same final_train_metrics as the uninterrupted one.
+  last_metrics = _metrics_from_record(meta.get("train_metrics"), run.stacked)
+  stopping = any(hook.stop for hook in hooks)
   last_good = start
   progress = reporting.Progress(total_steps, first_step=step)
   t_train = time.perf_counter()
   with reporting.tensorboard_writer(workdir) as writer, jax.set_mesh(run.mesh):
     step_fn = runner.step_function(run, state_sharding, train_x.sharding, num_train)
-    val_score_fn = runner.score_fn(run, state_sharding) if tracker is not None else None
-    while stopped_at is None and step < total_steps:
+    while not stopping and step < total_steps:
       step += 1
       state, metrics = step_fn(state, train_x, run.keys.data, run.keys.step)
       is_last = step == total_steps
-      evaluate_now = tracker is not None and step % early.eval_every == 0
-      will_save = is_last or mngr.should_save(step) or evaluate_now
-      if step % config.train.log_every == 0 or will_save:
+      due = [hook for hook in hooks if hook.due(step)]
+      kept = is_last or mngr.should_save(step) or any(hook.keeps_state for hook in due)
+      if step % config.train.log_every == 0 or kept:
         last_metrics = _fetch(metrics, run.stacked)
         divergence.check_metrics(last_metrics, step, workdir, last_good, run.members)
         if step % config.train.log_every == 0 or is_last:
           _log_train_metrics(writer, progress, run, last_metrics, step)
-        if will_save:
+        if kept:
           # The loss is that of the state before this step's update: check the
-          # updated state itself, so that no checkpoint ever holds NaN / Inf.
+          # updated state itself, so that no saved state ever holds NaN / Inf.
           divergence.check_state(state, last_metrics, step, workdir, last_good, run.members)
-      if evaluate_now:
-        values = _validation_means(writer, run, val_score_fn, state, config, splits.val.x, step)
-        improved = tracker.update(values, step)
-        if any(improved):
-          best.save(step, state, improved, tracker)
-        if tracker.done:
-          stopped_at = step
-      if paper is not None and paper_repro.is_epoch_end(step, total_steps, num_train,
-                                                        run.batch_size):
-        paper_eval(state, step)
-      # Every saved step fetched its metrics (`will_save`): they go with the
-      # state, as do the paper_repro records so far.
-      if is_last or mngr.should_save(step) or stopped_at is not None:
+      for hook in due:
+        for tag, value in hook.on_step(state, step).items():
+          writer.add_scalar(tag, value, step)
+      stopping = any(hook.stop for hook in hooks)
+      # Every saved step fetched its metrics (`kept`): they go with the state,
+      # as do the hooks' records.
+      if is_last or mngr.should_save(step) or stopping:
         meta = dict(run.meta, train_metrics=_metrics_record(last_metrics))
-        if paper is not None:
-          meta["paper_repro"] = list(paper_records)
-        if checkpoints.save(mngr, step, state, meta, force=is_last or stopped_at is not None):
+        for hook in hooks:
+          meta.update(hook.checkpoint_meta())
+        if checkpoints.save(mngr, step, state, meta, force=is_last or stopping):
           last_good = step
     mngr.wait_until_finished()
   train_seconds = time.perf_counter() - t_train
@@ -284,20 +258,11 @@ def _train(config: ml_collections.ConfigDict, workdir: str, splits: data.Splits)
   if run.stacked and last_metrics is not None:
     last_metrics = [_member_metrics(last_metrics, m) for m in range(run.num_members)]
   info = {"steps": step, "final_train_metrics": last_metrics, "train_seconds": train_seconds}
-  if tracker is not None:
-    if stopped_at is not None:
-      logging.info("Early stopping at step %d: mean validation %s has not improved for %d "
-                   "evaluations since step(s) %s.", stopped_at, early.score, early.patience,
-                   tracker.best_steps if run.stacked else tracker.best_steps[0])
-    state = best.final_state(state, step, tracker)
-    info.update(tracker.info(run.stacked))
-  if paper is not None:
-    info["paper_repro"] = paper_repro.summary(paper_records, paper.test_order)
-  return run, state, info
+  return TrainResult(run, *_finish(hooks, state, step, info), splits)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Loads the data, `train`s, then scores val and test and writes the report.
+  """The job: `train` (which loads the data), then scores val and test and writes the report.
 
   Writes `config.json` before training (once the workdir's checkpoint, if any,
   is found compatible) and `results.json` / `results.md` / figures at the end
@@ -313,10 +278,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     (`evaluation.score_split`).
   """
   t_start = time.perf_counter()
-  configs.validate(config)
-  prepare_workdir(workdir)
-  splits = data.load(config.data, config.seed)
-  run, state, info = _train(config, workdir, splits)
+  run, state, info, splits = train(config, workdir)
 
   t_score = time.perf_counter()
   with jax.set_mesh(run.mesh):

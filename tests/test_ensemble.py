@@ -30,7 +30,7 @@ def splits():
 
 
 def _train(config, splits, tmp_path, name):
-  return train.train_run(config, str(tmp_path / name), splits)
+  return train.train(config, str(tmp_path / name), splits)[:3]
 
 
 def _val_scores(run, state, splits):

@@ -76,9 +76,9 @@ def test_train_step_crops_its_gathered_batch_by_the_step():
 def test_a_resumed_patch_run_replays_the_uninterrupted_one(tmp_path):
   config = helpers.tiny_config(**PATCHES)
   splits = data.load(config.data, config.seed)
-  _, full, _ = train.train(config, str(tmp_path / "full"), splits)
+  full = train.train(config, str(tmp_path / "full"), splits).state
   killed = helpers.tiny_config(**PATCHES, **{"train.num_steps": 3})
   train.train(killed, str(tmp_path / "resumed"), splits)
-  _, resumed, info = train.train(config, str(tmp_path / "resumed"), splits)
+  _, resumed, info, _ = train.train(config, str(tmp_path / "resumed"), splits)
   assert info["steps"] == 6
   assert checkpoints.digest(resumed) == checkpoints.digest(full)

@@ -68,7 +68,7 @@ def test_sharded_training_equals_one_device(tmp_path):
   outputs = []
   for devices, train_data in ((1, "replicated"), (8, "sharded")):
     config.mesh.devices, config.mesh.train_data = devices, train_data
-    run, state, _ = train.train_run(config, str(tmp_path / str(devices)), splits)
+    run, state, _, _ = train.train(config, str(tmp_path / str(devices)), splits)
     assert dict(run.mesh.shape) == {"members": 1, "data": devices}
     assert len(jax.tree.leaves(state)[0].sharding.device_set) == devices  # Replicated state.
     scores = runner.score_members(run, state, splits.val.x, 16)[0]
