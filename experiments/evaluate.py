@@ -10,9 +10,12 @@ Scoring can be long (AnoGAN searches z for every sample): finished batches are
 kept in WORKDIR/score_cache/<split>, so a killed evaluation re-run with the
 same command resumes where it stopped, with identical scores.
 
-An ensemble workdir (trained with config.ensemble) is scored member by member:
-the output lists every member's metrics (`members`) and the table of mean +-
-std over seeds per grid point, as training's results.json does. `--member=k`
+Scoring is the workdir's `Trained.scorer` (`ganad_jax.scoring.Scorer`, as in
+training: the mesh, the members, the patch protocol's tiles) and the numbers
+are built by `report.member_results`, the function training's results.json
+uses. An ensemble workdir (trained with config.ensemble) is scored member by
+member: the output lists every member's metrics (`members`) and the table of
+mean +- std over seeds per grid point, as training's results.json does. `--member=k`
 scores member k alone, as the single run it equals (its seed, its grid point).
 
 Refused inputs (no such workdir, a member out of range, ...) print one line,
@@ -29,8 +32,8 @@ from ganad_jax import cli
 from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import evaluation
+from ganad_jax import report
 from ganad_jax import reporting
-from ganad_jax import tables
 from ganad_jax import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by experiments/train.py.")
@@ -67,7 +70,6 @@ def main(argv):
   split = getattr(splits, _SPLIT.value)
   trained = workdir_lib.restore(workdir, splits.train.x.shape[1:], member=_MEMBER.value,
                                 config=config)
-  score_fn = trained.score_fn()
   cache = os.path.join(workdir, "score_cache")
   # Member k's scores, and an ensemble's batch-major (N, M) ones, get caches of
   # their own (before this layout, an ensemble's cache held member-major rows).
@@ -75,13 +77,12 @@ def main(argv):
             else f"_member{trained.member}")
 
   def score(name, x):
-    return evaluation.score_split(
-        score_fn, trained.state, x, trained.score_key, config.eval.batch_size,
+    return trained.scorer.members(
+        trained.state, x,
         cache_dir=os.path.join(cache, name + suffix) if _CACHE.value else None)
 
-  outs = trained.per_member(score(_SPLIT.value, split.x))
-  vals = ([None] * len(outs) if split.y.min() == split.y.max()
-          else trained.per_member(score("val", splits.val.x)))
+  outs = score(_SPLIT.value, split.x)
+  vals = ([None] * len(outs) if split.y.min() == split.y.max() else score("val", splits.val.x))
   quantile = config.eval.threshold_quantile
   result = {"workdir": workdir, "checkpoint_step": trained.step, "split": _SPLIT.value,
             "num_samples": int(len(split.x))}
@@ -89,16 +90,9 @@ def main(argv):
     members = ensemble.plan(config)
     result.update(member=trained.member, seed=members.seeds[trained.member],
                   point=dict(members.points[trained.member]))
-  if not trained.stacked:
-    result.update(_member_result(split, outs[0], vals[0], quantile))
-  else:
-    members = trained.members
-    result["members"] = [
-        {"member": m, "seed": members.seeds[m], "point": dict(members.points[m]),
-         **_member_result(split, out, val, quantile)}
-        for m, (out, val) in enumerate(zip(outs, vals))]
-    if vals[0] is not None:
-      result["table"] = tables.mean_std_over_seeds(result["members"])
+  result.update(report.member_results(
+      trained.config, trained.members,
+      [_member_result(split, out, val, quantile) for out, val in zip(outs, vals)]))
   if _SCORES_OUT.value:
     names = evaluation.score_names(outs[0])
     scores = {name: np.stack([out[name] for out in outs]) if trained.stacked else outs[0][name]

@@ -8,7 +8,7 @@ For each method: a short run on digits (`configs/ae_digits.py` with the
 method switched, 20 steps, `--config.eval.*` unchanged) through
 `train.train_and_evaluate`, then three SHA-256 digests: every leaf of the
 restored state (tree path, dtype, shape and bytes), the test split's score
-outputs (`Trained.score_fn`), and results.json without its wall times,
+outputs (`Trained.scorer`), and results.json without its wall times,
 device strings and versions. Plus one 2-seed ensemble (seeds as a vmapped
 axis). The same program rerun on one machine gives equal digests; `--compare`
 lists every digest that differs and exits 1 if any does. `gaussian` and the
@@ -28,7 +28,7 @@ import numpy as np
 from ganad_jax import cli
 from ganad_jax import configs
 from ganad_jax import data
-from ganad_jax import evaluation
+from ganad_jax import scoring
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 
@@ -81,8 +81,9 @@ def fingerprint(method: str, workdir: str) -> dict[str, str]:
   results = train.train_and_evaluate(config, workdir)
   splits = data.load(config.data, config.seed)
   trained = workdir_lib.restore(workdir, splits.test.x.shape[1:])
-  outputs = evaluation.score_split(trained.score_fn(), trained.state, splits.test.x,
-                                   trained.score_key, config.eval.batch_size)
+  outs = trained.scorer.members(trained.state, splits.test.x)
+  # What was hashed before the one Scorer: one dict, an ensemble's (N, M, ...).
+  outputs = scoring.stack_members(outs) if trained.stacked else outs[0]
   stable = {k: v for k, v in results.items() if k not in _VOLATILE}
   return {"state": _tree_digest(trained.state),
           "scores": _tree_digest(outputs),

@@ -1,9 +1,11 @@
 """`Detector`: a scikit-learn-style API over the same code path as the experiment scripts.
 
 `fit` is `train.train` (the one training loop: checkpoints, resume, early
-stopping), `score_samples` is `evaluation.score_split` (eval-mode BatchNorm,
-fixed-size padded batches, one score key) and `Detector.load` is
-`workdir.restore`; only the array handling below is specific to it.
+stopping, ensembles, the patch protocol), `score_samples` is the run's
+`scoring.Scorer` (eval-mode BatchNorm, fixed-size padded batches, the run's
+score key, members, tiles stitched back) and `Detector.load` is
+`workdir.restore`; what X may be and how it becomes the nets' inputs is
+`ganad_jax.detector_inputs`, its files on disk `ganad_jax.detector_store`.
 
 Tabular data, rows (N, F) of numbers (one-hot encode categories first):
 
@@ -25,48 +27,40 @@ Images (N, H, W) or (N, H, W, C), uint8 0..255 or float in [0, 1] / [-1, 1];
 `anomaly_map` gives one map per image at the input's resolution:
 
 >>> images = rng.uniform(0.0, 0.2, size=(64, 16, 16)).astype(np.float32)
->>> det = Detector("ae", contamination=0.1, train__num_steps=3, train__batch_size=16,
-...                model__nz=4, model__base_features=4).fit(images)
+>>> det = Detector("ae", contamination=0.1, data__val_fraction=0.25, train__num_steps=3,
+...                train__batch_size=16, model__nz=4, model__base_features=4).fit(images)
 >>> det.anomaly_map(images[:2]).shape
 (2, 16, 16)
->>> round(float(det.predict(images).mean()), 1)  # contamination 0.1: 10 % of X flagged.
-0.1
+>>> det.threshold_rows_  # contamination 0.1: the 0.9 quantile of 16 held-out rows' scores.
+16
 """
 
-import json
+import math
 import numbers
-import os
-import shutil
-import tempfile
-import weakref
 
-import jax
 import ml_collections
 import numpy as np
 
 from ganad_jax import configs
 from ganad_jax import data
-from ganad_jax import evaluation
+from ganad_jax import detector_inputs as inputs
+from ganad_jax import detector_store as store
+from ganad_jax import ensemble
+from ganad_jax import methods
 from ganad_jax import metrics as metrics_lib
 from ganad_jax import reporting
-from ganad_jax import runner
+from ganad_jax import scoring
 from ganad_jax import train as train_lib
 from ganad_jax import workdir as workdir_lib
-from ganad_jax.data import images as images_lib
 from ganad_jax.data import protocols
 from ganad_jax.data import tabular
 
 DEFAULT_METHOD = "ganomaly"
-INPUT_RANGES = ("auto", "0_255", "0_1", "-1_1")
-_STATE_FILE = "detector.json"
-_FIT_FILE = "detector_fit.json"
-_FORMAT_VERSION = 1
-_RANGE_TOLERANCE = 1e-3  # Relative to the range's width: float rounding, not data errors.
-_CHECKPOINT_DIRS = ("checkpoints", "best")
+INPUT_RANGES = inputs.INPUT_RANGES
 
 
 def make_config(method: str | None = None, config=None, **overrides) -> ml_collections.ConfigDict:
-  """The experiment config a `Detector` trains with.
+  """The experiment config a `Detector` trains with, checked as far as it can be without data.
 
   Args:
     method: `config.method`; None keeps the config's method, or "ganomaly"
@@ -80,10 +74,13 @@ def make_config(method: str | None = None, config=None, **overrides) -> ml_colle
       e.g. `train__num_steps=100`, `model__mlp_widths=(8, 4)`; applied last.
 
   Returns:
-    A validated copy.
+    A copy checked by `configs.validate` (fields, patch), `methods.check_config`
+    (the method's values that need no input shape) and `ensemble.plan`
+    (seeds, grid fields).
 
   Raises:
-    ValueError: an unknown field, naming it and the fields that exist.
+    ValueError: an unknown field, naming it and the fields that exist; a
+      value those checks refuse, naming the field and the value.
   """
   if config is None or isinstance(config, dict) and not isinstance(config,
                                                                     ml_collections.ConfigDict):
@@ -102,92 +99,28 @@ def make_config(method: str | None = None, config=None, **overrides) -> ml_colle
   for name, value in overrides.items():
     configs.set_field(base, name.replace("__", "."), value, f"Keyword {name}:")
   configs.validate(base)
+  methods.check_config(base)
+  ensemble.plan(base)
   return base
 
 
-def _check_array(X, what: str) -> np.ndarray:
-  x = np.asarray(X)
-  if x.dtype == object or x.dtype.kind not in "biuf":
-    raise ValueError(f"{what} must be a numeric array; got dtype {x.dtype}.")
-  if x.dtype.kind == "b":
-    x = x.astype(np.float32)
-  if x.ndim not in (2, 3, 4):
-    raise ValueError(f"{what} must be tabular rows (N, F), grayscale images (N, H, W) or images "
-                     f"(N, H, W, C); got an array of rank {x.ndim}, shape {x.shape}.")
-  if len(x) == 0:
-    raise ValueError(f"{what} is empty (shape {x.shape}).")
-  if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-    bad = int(np.sum(~np.isfinite(x)))
-    raise ValueError(f"{what} holds {bad} NaN/Inf values; impute or drop them first.")
-  return x
-
-
-def _check_channels(x: np.ndarray, what: str) -> None:
-  if x.ndim == 4 and x.shape[-1] not in (1, 3):
-    hint = " (channels first? pass (N, H, W, C))" if x.shape[1] in (1, 3) else ""
-    raise ValueError(f"Images (N, H, W, C) need C = 1 or 3; {what} has shape {x.shape}{hint}.")
-
-
-def _range_of(x: np.ndarray, requested: str) -> str:
-  """The value range of images: "0_255", "0_1" or "-1_1" (see `Detector`)."""
-  if requested != "auto":
-    return requested
-  if x.dtype.kind in "biu":
-    return "0_255"
-  lo, hi = float(x.min()), float(x.max())
-  if lo < 0.0:
-    return "-1_1"
-  if hi <= 1.0 + _RANGE_TOLERANCE:
-    return "0_1"
-  raise ValueError(f"Float images must lie in [0, 1] or [-1, 1]; X holds values up to {hi:g}. "
-                   "Pass uint8 images for 0..255, or input_range='0_255'.")
-
-
-_BOUNDS = {"0_255": (0.0, 255.0), "0_1": (0.0, 1.0), "-1_1": (-1.0, 1.0)}
-
-
-def _to_unit(x: np.ndarray, value_range: str, what: str) -> np.ndarray:
-  """Images in `value_range` -> float32 in [-1, 1], checking the values."""
-  lo, hi = _BOUNDS[value_range]
-  slack = _RANGE_TOLERANCE * (hi - lo)
-  x_lo, x_hi = float(x.min()), float(x.max())
-  if x_lo < lo - slack or x_hi > hi + slack:
-    raise ValueError(f"{what} holds values in [{x_lo:g}, {x_hi:g}], outside the range "
-                     f"[{lo:g}, {hi:g}] of the images the detector was fitted on "
-                     f"(input_range={value_range!r}).")
-  scaled = (x.astype(np.float32) - np.float32(lo)) * np.float32(2.0 / (hi - lo)) - np.float32(1)
-  return np.clip(scaled, -1.0, 1.0)
-
-
-def _luma(x: np.ndarray) -> np.ndarray:
-  """RGB -> grayscale with PIL's weights (as `images.to_channels`), for float images."""
-  return (x[..., :1] * 0.299 + x[..., 1:2] * 0.587 + x[..., 2:3] * 0.114).astype(np.float32)
-
-
-def _resize_maps(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-  """Bilinear resize of (N, h, w) maps to (N, height, width) (PIL mode 'F')."""
-  if maps.shape[1:] == (height, width):
-    return maps
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  return np.stack([np.asarray(Image.fromarray(m.astype(np.float32)).resize(
-      (width, height), Image.Resampling.BILINEAR)) for m in maps])
-
-
-def _is_power_of_two_side(height: int, width: int) -> bool:
-  return height == width and height >= 16 and height & (height - 1) == 0
+def _min_holdout(contamination: float) -> int:
+  """Held-out rows the `1 - contamination` quantile needs: one expected above it."""
+  return math.ceil(round(1.0 / contamination, 9))
 
 
 class Detector:
   """A generative anomaly detector with the scikit-learn surface.
 
-  `fit(X)` trains `method` on X (assumed normal) with `train.train`, holding
-  out `config.data.val_fraction` of the rows (seeded by `config.seed`, as the
-  data protocols do) as validation normals: they set the threshold and, if
-  enabled, early stopping. `score_samples(X)` returns raw anomaly scores, HIGHER
-  = MORE ANOMALOUS (the opposite sign of scikit-learn's
-  `IsolationForest.score_samples`); `predict(X)` returns 1 for anomalies.
+  `fit(X)` trains `method` on X (assumed normal) with `train.train`,
+  holding out `config.data.val_fraction` of the rows (seeded by
+  `config.seed`, as the data protocols do): the model is never fitted on
+  them; they set the thresholds and, if enabled, early stopping.
+  `score_samples(X)` returns raw anomaly scores, HIGHER = MORE ANOMALOUS (the
+  opposite sign of scikit-learn's `IsolationForest.score_samples`);
+  `predict(X)` returns 1 for anomalies.
 
-  Accepted inputs:
+  Accepted inputs (`ganad_jax.detector_inputs`):
     - tabular: float or int rows (N, F). Each feature is MinMax-scaled to
       [-1, 1] by `data.tabular.numeric_scaler()` fitted on the training rows
       only (not the held-out ones); later inputs may fall outside [-1, 1].
@@ -205,24 +138,41 @@ class Detector:
     NaN / Inf, a wrong rank, a wrong feature count or out-of-range values
     raise ValueError.
 
+  Ensembles (`ensemble__seeds=(0, 1, ...)`, `ensemble__grid`): one vmapped
+  training of every member (`ganad_jax.ensemble`). `score_samples`,
+  `anomaly_map` and `predict` use the mean over members of their scores
+  (maps), thresholded on the held-out rows' mean scores; `member=k` picks
+  member k alone with its own thresholds. `Detector.load(path, member=k)`
+  loads member k as the single run it equals.
+
+  Patches (`patch__size=c`, AnoGAN's protocol, `ganad_jax.patches`): the nets
+  train on random c x c crops; every image is scored by its tiles, and its
+  map is the tiles' maps stitched back (`patch__image_score` gives the image
+  score).
+
   Config: `config` is None (defaults), a full `ConfigDict` or a mapping of
   dotted names; keyword overrides are `section__field=value` (double
   underscore for the dot), e.g. `Detector("ae", train__num_steps=100)`. See
-  `make_config`. Unknown fields raise ValueError.
+  `make_config`: unknown fields and values the config checks refuse raise
+  ValueError at construction.
 
   Attributes (after fit):
     threshold_: the decision threshold used by `predict` (score > threshold_
-      is an anomaly): the `1 - contamination` quantile of the scores of all
-      fitted rows if `contamination` is set, else `val_threshold_`.
+      is an anomaly): with `contamination` c, the 1 - c quantile of the
+      held-out rows' scores (never of rows the model was fitted on, whose
+      scores are lower than new rows'), else `val_threshold_`.
     val_threshold_: the `config.eval.threshold_quantile` quantile of the
-      held-out normals' scores.
+      held-out rows' scores.
+    threshold_rows_: how many held-out rows the thresholds come from.
+    member_thresholds_: for an ensemble, per member {"threshold",
+      "val_threshold"} of its own scores; else None.
     input_shape_: the shape of one example as the network sees it.
     train_info_: `train.train`'s info (steps, wall time, early stopping).
   """
 
   def __init__(self, method: str | None = None, config=None, workdir: str | None = None, *,
                contamination: float | None = None, input_range: str = "auto", **overrides):
-    """Builds an unfitted detector.
+    """Builds an unfitted detector; the config is checked here (`make_config`).
 
     Args:
       method: the method name (`ganad_jax.methods.NAMES`); None keeps the
@@ -232,10 +182,16 @@ class Detector:
         a temporary directory removed with the detector. A workdir holding a
         checkpoint of the same method trained on the same X resumes it; one
         trained on other data is refused.
-      contamination: the expected fraction of anomalies in the X given to
-        `fit`, in (0, 0.5]; sets `threshold_`. None uses the validation quantile.
+      contamination: the expected fraction of anomalies in X (and in new data
+        like it), in (0, 0.5]: `threshold_` flags that fraction of the
+        held-out rows, which must number at least 1 / contamination. None
+        uses the validation quantile.
       input_range: "auto", "0_255", "0_1" or "-1_1" (images only).
       **overrides: `section__field=value` config overrides.
+
+    Raises:
+      ValueError: a bad contamination or input_range; a config field or value
+        refused by `make_config`, named.
     """
     if contamination is not None and (
         isinstance(contamination, bool) or not isinstance(contamination, numbers.Real)
@@ -253,6 +209,7 @@ class Detector:
         isinstance(config, dict) and not isinstance(config, ml_collections.ConfigDict)
         and "data.image_size" in config)
     self._fitted = False
+    self._member = None  # k when loaded as member k of an ensemble.
 
   def __repr__(self) -> str:
     parts = [f"method={self.method!r}"]
@@ -264,77 +221,43 @@ class Detector:
     parts.append(f"contamination={self.contamination!r}")
     return f"Detector({', '.join(parts)})"
 
-  # -------------------------------------------------------------------------
-  # Inputs
-  # -------------------------------------------------------------------------
-
-  def _fit_spec(self, x: np.ndarray) -> dict:
-    """What `fit` learns about the inputs (everything but the tabular scaler)."""
-    if x.ndim == 2:
-      return {"kind": "tabular", "input_shape": [int(x.shape[1])]}
-    _check_channels(x, "X")
-    height, width = x.shape[1:3]
-    channels = 1 if x.ndim == 3 else int(x.shape[-1])
-    if self._size_given or not _is_power_of_two_side(height, width):
-      size = int(self.config.data.image_size)
-    else:
-      size = int(height)
-    return {"kind": "image", "input_range": _range_of(x, self.input_range),
-            "input_shape": [size, size, channels]}
-
   def _prepare(self, X, what: str = "X") -> np.ndarray:
-    """X -> float32 network inputs, with the fitted spec."""
-    x = _check_array(X, what)
-    spec = self._spec
-    if spec["kind"] == "tabular":
-      if x.ndim != 2 or x.shape[1] != spec["input_shape"][0]:
-        raise ValueError(f"{what} must be rows (N, {spec['input_shape'][0]}) like the data the "
-                         f"detector was fitted on; got shape {x.shape}.")
-      return self._scaler.transform(x.astype(np.float64)).astype(np.float32)
-    if x.ndim == 2:
-      raise ValueError(f"{what} must be images (N, H, W[, C]); the detector was fitted on images "
-                       f"and got rows of shape {x.shape}.")
-    _check_channels(x, what)
-    if x.ndim == 3:
-      x = x[..., None]
-    size, _, channels = spec["input_shape"]
-    if spec["input_range"] == "0_255" and x.dtype == np.uint8:
-      return images_lib.prepare_uint8(x, size, channels)  # Exactly as the image loaders.
-    unit = _to_unit(x, spec["input_range"], what)
-    if unit.shape[-1] == 3 and channels == 1:
-      unit = _luma(unit)
-    if unit.shape[1:3] != (size, size):
-      unit = np.stack([images_lib.resize_float(unit[..., c], size)
-                       for c in range(unit.shape[-1])], axis=-1)
-      unit = np.clip(unit, -1.0, 1.0)
-    if unit.shape[-1] == 1 and channels == 3:
-      unit = np.repeat(unit, 3, axis=-1)
-    return unit
+    """X -> float32 network inputs, with the fitted spec (`detector_inputs.prepare`)."""
+    return inputs.prepare(X, self._spec, getattr(self, "_scaler", None), what)
 
   def _require_fitted(self) -> None:
     if not self._fitted:
       raise RuntimeError("This Detector is not fitted yet: call fit(X) or Detector.load(path).")
 
-  # -------------------------------------------------------------------------
-  # fit / score / predict
-  # -------------------------------------------------------------------------
-
   def fit(self, X, y=None) -> "Detector":
-    """Trains on X (normal examples) and sets the threshold.
+    """Trains on X (normal examples, or with `contamination` anomalies) and sets the thresholds.
 
     Args:
-      X: normal training examples (see the class docstring for the formats).
+      X: training examples (see the class docstring for the formats); the
+        `data.val_fraction` held-out rows are scored, never fitted on.
       y: ignored (scikit-learn compatibility): training uses no labels.
 
     Returns:
       self.
+
+    Raises:
+      ValueError: bad X; too few held-out rows for `contamination` (named
+        with the count); a config the data do not fit (e.g. patch__size
+        larger than the images).
     """
     del y
     config = self.config
-    x = _check_array(X, "X")
-    spec = self._fit_spec(x)
+    x = inputs.check_array(X, "X")
+    spec = inputs.fit_spec(x, self.input_range, config.data.image_size, self._size_given)
     train_pos, val_pos = protocols.holdout(len(x), config.data.val_fraction, config.seed,
                                            what="rows of X")
+    if self.contamination is not None and len(val_pos) < _min_holdout(self.contamination):
+      raise ValueError(
+          f"contamination={self.contamination:g} takes the {1 - self.contamination:g} quantile "
+          f"of the held-out rows' scores, which needs at least "
+          f"{_min_holdout(self.contamination)} held-out rows; data.val_fraction="
+          f"{config.data.val_fraction:g} of the {len(x)} rows of X holds out {len(val_pos)}. "
+          "Pass more rows or a larger data__val_fraction.")
     self._spec = spec
     if spec["kind"] == "tabular":
       self._scaler = tabular.numeric_scaler().fit(x[train_pos].astype(np.float64))
@@ -344,7 +267,8 @@ class Detector:
       config.data.image_size, config.data.channels = spec["input_shape"][0], spec["input_shape"][2]
     prepared = self._prepare(x)
 
-    workdir = self._fit_workdir(prepared)
+    workdir = store.fit_workdir(self.workdir, self,
+                                {"data_sha256": data.digest(prepared), "spec": spec})
     splits = data.Splits(
         train=self._normal_split(prepared[train_pos]), val=self._normal_split(prepared[val_pos]),
         test=None,
@@ -352,84 +276,94 @@ class Detector:
             f"Detector.fit on {len(x)} rows of X: {len(train_pos)} train, {len(val_pos)} "
             f"held-out normals (val_fraction {config.data.val_fraction:g}, seed {config.seed})"]})
     run, self._state, self.train_info_, _ = train_lib.train(config, workdir, splits)
-    self._method = run.method
-    self._score_key = runner.root_keys(config.seed).score
-    self._score_fn = jax.jit(self._method.score)
+    self._scorer = scoring.Scorer(run, config.eval.batch_size)
     self._fitted = True
     self.workdir_ = workdir
     self.input_shape_ = tuple(spec["input_shape"])
-
-    val_scores = self._outputs(prepared[val_pos])["score"]
-    self.val_threshold_ = metrics_lib.threshold_from_normals(val_scores,
-                                                             config.eval.threshold_quantile)
-    if self.contamination is not None:
-      train_scores = self._outputs(prepared[train_pos])["score"]
-      every = np.concatenate([train_scores, val_scores])
-      self.threshold_ = float(np.quantile(every, 1.0 - self.contamination))
-    else:
-      self.threshold_ = self.val_threshold_
+    self._set_thresholds(self._scorer.members(self._state, prepared[val_pos]))
     return self
+
+  def _set_thresholds(self, held_out: list[dict]) -> None:
+    """The thresholds from the held-out rows' outputs, per member (`held_out`)."""
+    quantile = self.config.eval.threshold_quantile
+
+    def thresholds(scores):
+      val = metrics_lib.threshold_from_normals(scores, quantile)
+      if self.contamination is None:
+        return val, val
+      return float(np.quantile(scores, 1.0 - self.contamination)), val
+
+    self.threshold_rows_ = len(held_out[0]["score"])
+    self.threshold_, self.val_threshold_ = thresholds(_combine(held_out, None)["score"])
+    self.member_thresholds_ = None
+    if len(held_out) > 1:
+      self.member_thresholds_ = [dict(zip(("threshold", "val_threshold"), thresholds(o["score"])))
+                                 for o in held_out]
 
   @staticmethod
   def _normal_split(x: np.ndarray) -> data.Split:
     return data.Split(x=x, y=np.zeros(len(x), np.int32), kinds=np.full(len(x), "normal"))
 
-  def _fit_workdir(self, prepared: np.ndarray) -> str:
-    """The training workdir; refuses one whose checkpoint was trained on other data."""
-    if self.workdir is None:
-      workdir = tempfile.mkdtemp(prefix="ganad_detector_")
-      weakref.finalize(self, shutil.rmtree, workdir, ignore_errors=True)
-    else:
-      workdir = self.workdir
-    record = {"data_sha256": data.digest(prepared), "spec": self._spec}
-    path = os.path.join(workdir, _FIT_FILE)
-    trained = any(os.path.isdir(os.path.join(workdir, d)) and os.listdir(os.path.join(workdir, d))
-                  for d in _CHECKPOINT_DIRS)
-    if trained:
-      previous = None
-      if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-          previous = json.load(f)
-      if previous != record:
-        raise ValueError(f"workdir {workdir!r} holds a checkpoint trained on other data (or not "
-                         "by a Detector); fit into an empty or new workdir.")
-    train_lib.prepare_workdir(workdir)
-    reporting.write_json(path, record)
-    return workdir
+  def _check_member(self, member) -> None:
+    if member is None:
+      return
+    size = self._scorer.run.num_members if self._scorer.run.stacked else 0
+    if not size:
+      raise ValueError(f"member={member!r}: this detector is a single run (no ensemble__seeds "
+                       "or ensemble__grid); it has no members to choose from.")
+    if not (isinstance(member, (int, np.integer)) and not isinstance(member, bool)
+            and 0 <= member < size):
+      raise ValueError(f"member={member!r} is out of range: this detector is an ensemble of "
+                       f"{size} members (0 <= member < {size}).")
 
-  def _outputs(self, prepared: np.ndarray) -> dict[str, np.ndarray]:
-    return evaluation.score_split(self._score_fn, self._state, prepared, self._score_key,
-                                  self.config.eval.batch_size)
-
-  def score_samples(self, X) -> np.ndarray:
-    """Raw anomaly scores (N,), float32; higher = more anomalous."""
+  def _outputs(self, X, member) -> dict[str, np.ndarray]:
     self._require_fitted()
-    return self._outputs(self._prepare(X))["score"]
+    self._check_member(member)
+    return _combine(self._scorer.members(self._state, self._prepare(X)), member)
 
-  def predict(self, X) -> np.ndarray:
-    """1 for anomalies (score > `threshold_`), 0 for normal examples; int (N,)."""
-    return (self.score_samples(X) > self.threshold_).astype(np.int64)
+  def score_samples(self, X, member: int | None = None) -> np.ndarray:
+    """Raw anomaly scores (N,), float32; higher = more anomalous.
+
+    Args:
+      X: rows or images like those given to `fit`.
+      member: for an ensemble, member k's scores; None: the members' mean.
+
+    Raises:
+      ValueError: X does not fit the detector; `member` out of range, or
+        given for a single run.
+    """
+    return self._outputs(X, member)["score"]
+
+  def predict(self, X, member: int | None = None) -> np.ndarray:
+    """1 for anomalies (score > threshold), 0 for normal examples; int (N,).
+
+    The threshold is `threshold_`, or with `member=k` member k's own
+    (`member_thresholds_[k]["threshold"]`).
+    """
+    threshold = (self.threshold_ if member is None or self.member_thresholds_ is None
+                 else self.member_thresholds_[int(member)]["threshold"])
+    return (self.score_samples(X, member) > threshold).astype(np.int64)
 
   def fit_predict(self, X, y=None) -> np.ndarray:
     """`fit(X)` then `predict(X)`."""
     return self.fit(X, y).predict(X)
 
-  def anomaly_map(self, X) -> np.ndarray:
-    """Per-pixel anomaly maps (N, H, W) at the resolution of X (images only)."""
+  def anomaly_map(self, X, member: int | None = None) -> np.ndarray:
+    """Per-pixel anomaly maps (N, H, W) at the resolution of X (images only).
+
+    With the patch protocol, the tiles' maps stitched back to the images;
+    for an ensemble the members' mean map, or member k's with `member=k`.
+    """
     self._require_fitted()
     if self._spec["kind"] != "image":
       raise ValueError("anomaly_map needs images; this detector was fitted on tabular rows "
                        f"(N, {self._spec['input_shape'][0]}).")
-    x = _check_array(X, "X")
-    outputs = self._outputs(self._prepare(x))
+    x = inputs.check_array(X, "X")
+    outputs = self._outputs(x, member)
     if "map" not in outputs:
       raise ValueError(f"Method {self.method!r} produces no anomaly map (its score outputs: "
                        f"{', '.join(sorted(outputs))}).")
-    return _resize_maps(np.asarray(outputs["map"], np.float32), x.shape[1], x.shape[2])
-
-  # -------------------------------------------------------------------------
-  # save / load
-  # -------------------------------------------------------------------------
+    return inputs.resize_maps(np.asarray(outputs["map"], np.float32), x.shape[1], x.shape[2])
 
   def save(self, path: str) -> None:
     """Writes the fitted detector to the directory `path` (created if needed).
@@ -437,27 +371,20 @@ class Detector:
     It holds `config.json`, `detector.json` (input handling, scaler, thresholds)
     and the checkpoints; `Detector.load(path)` gives the same scores. A path
     that exists must be empty or hold a saved detector (which is replaced).
+
+    Raises:
+      ValueError: `path` holds something else; this detector was loaded as
+        one member of an ensemble (save the ensemble's directory instead).
     """
     self._require_fitted()
-    path = os.path.abspath(path)
-    same = os.path.abspath(self.workdir_) == path
-    if not same and os.path.isdir(path) and os.listdir(path):
-      if not os.path.exists(os.path.join(path, _STATE_FILE)):
-        raise ValueError(f"{path!r} exists and is not a saved Detector; save into an empty or "
-                         "new directory.")
-      for name in _CHECKPOINT_DIRS:
-        shutil.rmtree(os.path.join(path, name), ignore_errors=True)
-    os.makedirs(path, exist_ok=True)
-    if not same:
-      for name in _CHECKPOINT_DIRS:
-        source = os.path.join(self.workdir_, name)
-        if os.path.isdir(source):
-          shutil.copytree(source, os.path.join(path, name))
-    reporting.write_json(os.path.join(path, "config.json"), self.config.to_dict())
-    reporting.write_json(os.path.join(path, _STATE_FILE), {
-        "format_version": _FORMAT_VERSION, "spec": self._spec,
-        "contamination": self.contamination, "input_range": self.input_range,
-        "threshold": self.threshold_, "val_threshold": self.val_threshold_,
+    if self._member is not None:
+      raise ValueError(f"This detector is member {self._member} of the ensemble saved in "
+                       f"{self.workdir_!r}; save or copy that directory instead.")
+    store.save(path, self.workdir_, self.config.to_dict(), {
+        "spec": self._spec, "contamination": self.contamination,
+        "input_range": self.input_range, "threshold": self.threshold_,
+        "val_threshold": self.val_threshold_, "threshold_rows": self.threshold_rows_,
+        "member_thresholds": self.member_thresholds_,
         "train_info": {k: reporting.finite_or_none(v) for k, v in self.train_info_.items()}})
 
   @classmethod
@@ -467,22 +394,15 @@ class Detector:
     Args:
       path: the directory `save` wrote.
       member: if the directory holds an ensemble's stacked state (trained with
-        `ensemble__seeds`), the member k to load, as the single run it equals;
-        None for a single run.
+        `ensemble__seeds`), the member k to load, as the single run it equals,
+        with its own thresholds; None loads what was saved (every member).
 
     Raises:
       FileNotFoundError: `path` holds no saved Detector or no checkpoint.
-      ValueError: another format version; an ensemble without `member`, or a
-        `member` out of range or given for a single run.
+      ValueError: another format version; a `member` out of range or given
+        for a single run.
     """
-    state_path = os.path.join(path, _STATE_FILE)
-    if not os.path.exists(state_path):
-      raise FileNotFoundError(f"{state_path} not found: {path!r} is not a saved Detector.")
-    with open(state_path, encoding="utf-8") as f:
-      saved = json.load(f)
-    if saved.get("format_version") != _FORMAT_VERSION:
-      raise ValueError(f"{state_path} has format version {saved.get('format_version')}; this "
-                       f"ganad_jax reads version {_FORMAT_VERSION}.")
+    saved = store.read_state(path)
     config = workdir_lib.load_config(path)
     det = cls(config=config, workdir=path, contamination=saved["contamination"],
               input_range=saved["input_range"])
@@ -492,13 +412,27 @@ class Detector:
       # Fitting the scaler on its two extreme rows restores data_min_ / data_max_ exactly.
       det._scaler = tabular.numeric_scaler().fit(
           np.asarray([spec["scaler_min"], spec["scaler_max"]], np.float64))
-    trained = workdir_lib.restore(path, tuple(spec["input_shape"]), member=member, config=config,
-                                  pick_with="Detector.load(path, member=k)")
-    det._method, det._state, det._score_key = trained.method, trained.state, trained.score_key
-    det._score_fn = jax.jit(det._method.score)
+    trained = workdir_lib.restore(path, tuple(spec["input_shape"]), member=member, config=config)
+    det._state, det._scorer, det._member = trained.state, trained.scorer, trained.member
     det.threshold_, det.val_threshold_ = saved["threshold"], saved["val_threshold"]
+    det.threshold_rows_, det.member_thresholds_ = saved["threshold_rows"], None
+    if member is None:
+      det.member_thresholds_ = saved["member_thresholds"]
+    else:
+      mine = saved["member_thresholds"][trained.member]
+      det.threshold_, det.val_threshold_ = mine["threshold"], mine["val_threshold"]
     det.train_info_ = saved["train_info"]
     det.input_shape_ = tuple(spec["input_shape"])
     det.workdir_ = path
     det._fitted = True
     return det
+
+
+def _combine(outs: list[dict[str, np.ndarray]], member: int | None) -> dict[str, np.ndarray]:
+  """Member `member`'s outputs, or the mean over members of "score" and "map" (float32)."""
+  if member is not None:
+    return outs[int(member)]
+  if len(outs) == 1:
+    return outs[0]
+  return {k: np.mean(np.stack([o[k] for o in outs]), axis=0, dtype=np.float64).astype(np.float32)
+          for k in ("score", "map") if k in outs[0]}

@@ -32,6 +32,7 @@ from ganad_jax import data
 from ganad_jax import early_stopping
 from ganad_jax import paper_repro
 from ganad_jax import runner
+from ganad_jax import scoring
 
 
 class Hook:
@@ -86,7 +87,7 @@ class EarlyStopping(Hook):
     self._config, self._run, self._workdir, self._val_x = config, run, workdir, val_x
     self._early = config.train.early_stopping
     self._abstract, self._sharding = abstract_state, state_sharding
-    self._score_fn = runner.score_fn(run, state_sharding)
+    self._scorer = scoring.Scorer(run, config.eval.batch_size, state_sharding)
     self.tracker = self._best = None
 
   def restore(self, step, meta):
@@ -109,7 +110,7 @@ class EarlyStopping(Hook):
   def on_step(self, state, step):
     """Per member, the mean `early_stopping.score` of the validation normals (logged)."""
     run, name = self._run, self._early.score
-    outs = runner.score(run, self._score_fn, state, self._val_x, self._config.eval.batch_size)
+    outs = self._scorer.members(state, self._val_x)
     values = [float(np.mean(out[name])) for out in outs]
     improved = self.tracker.update(values, step)
     if any(improved):

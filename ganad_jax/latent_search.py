@@ -90,8 +90,11 @@ class SearchResult(NamedTuple):
   restart_scores: Array
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first invalid field of a `search` config."""
+def validate(config: ml_collections.ConfigDict, prefix: str = "search") -> None:
+  """Raises ValueError naming the first invalid field of a `search` config.
+
+  The field is named `prefix.field` (e.g. "anogan.search.init") with its value.
+  """
   checks = (
       (config.init in INITS, f"init must be one of {INITS}; got {config.init!r}."),
       (config.schedule in SCHEDULES,
@@ -111,7 +114,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   )
   for ok, message in checks:
     if not ok:
-      raise ValueError(f"Invalid latent search config: {message}")
+      raise ValueError(f"Invalid latent search config: {prefix}.{message}")
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict, lr=None) -> optax.Schedule:

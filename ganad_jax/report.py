@@ -2,7 +2,8 @@
 
 `results` assembles a trained run's results (the content of results.json:
 data, sizes, steps, every member's metrics and, for an ensemble, the table of
-mean ± std over seeds); `write` writes the report into the workdir: the test
+mean ± std over seeds); its metrics part, `member_results`, is also what
+experiments/evaluate.py reports (one result builder for both); `write` writes the report into the workdir: the test
 metrics and image grid to TensorBoard, `reconstructions.png`, every figure that
 applies (`write_run_figures`, into `figures/`, with `scores.npz`),
 results.json and results.md. `benchmark_figures` walks a benchmark's layout
@@ -19,6 +20,7 @@ import ml_collections
 import numpy as np
 
 from ganad_jax import data
+from ganad_jax import ensemble
 from ganad_jax import figures
 from ganad_jax import reporting
 from ganad_jax import runner
@@ -56,23 +58,13 @@ def results(config: ml_collections.ConfigDict, splits: data.Splits, run: runner.
       "config": config.to_dict(),  # What `workdir.finished_results` compares before reuse.
   }
   early_keys = [k for k in ("stopped_early", "best_step", "best_val_score") if k in info]
-  if not run.stacked:
-    out.update({"final_train_metrics": info["final_train_metrics"],
-                **{k: info[k] for k in early_keys}, **member_metrics[0]})
+  final = info["final_train_metrics"]
+  if run.stacked:
+    extras = [{"final_train_metrics": final[m] if final else None,
+               **{k: info[k][m] for k in early_keys}} for m in range(run.num_members)]
   else:
-    members = run.members
-    member_results = []
-    for m, metrics in enumerate(member_metrics):
-      final = info["final_train_metrics"]
-      member_results.append({
-          "member": m, "seed": members.seeds[m], "point": dict(members.points[m]),
-          "final_train_metrics": final[m] if final else None,
-          **{k: info[k][m] for k in early_keys}, **metrics})
-    out.update({
-        "ensemble": {"seeds": sorted(set(members.seeds)), "grid": config.ensemble.to_dict()["grid"],
-                     "members": members.size, "split_seed": config.seed},
-        "members": member_results,
-        "table": tables.mean_std_over_seeds(member_results)})
+    extras = [{"final_train_metrics": final, **{k: info[k] for k in early_keys}}]
+  out.update(member_results(config, run.members, member_metrics, extras))
   if "paper_repro" in info:  # Labelled apart: it chose an epoch on test labels.
     out["paper_repro"] = info["paper_repro"]
   out.update({
@@ -81,6 +73,41 @@ def results(config: ml_collections.ConfigDict, splits: data.Splits, run: runner.
       "mesh": dict(run.mesh.shape),
       "jax_version": jax.__version__,
   })
+  return out
+
+
+def member_results(config: ml_collections.ConfigDict, members: ensemble.Members | None,
+                   member_metrics: list[dict], extras: list[dict] | None = None) -> dict:
+  """The metrics part of a run's results: what training and experiments/evaluate.py report.
+
+  Args:
+    config: the run's config (its ensemble grid).
+    members: the ensemble's members, or None for a single run.
+    member_metrics: per member (one for a single run), `evaluation.evaluate`'s
+      result, or any dict of that member's numbers (e.g. score quantiles of
+      a normal-only split).
+    extras: per member, more entries for its record (train metrics, early
+      stopping), placed before its metrics; default none.
+
+  Returns:
+    For a single run its extras and metrics at the top level; for an
+    ensemble "ensemble" (seeds, grid, size, split seed), "members" (every
+    member's seed, grid point, extras and metrics) and, when the members
+    have "metrics", "table" (`tables.mean_std_over_seeds`: mean ± std over seeds per
+    grid point).
+  """
+  extras = extras or [{} for _ in member_metrics]
+  if members is None:
+    return {**extras[0], **member_metrics[0]}
+  member_records = [{"member": m, "seed": members.seeds[m], "point": dict(members.points[m]),
+                     **extra, **metrics}
+                    for m, (extra, metrics) in enumerate(zip(extras, member_metrics))]
+  out = {"ensemble": {"seeds": sorted(set(members.seeds)),
+                      "grid": config.ensemble.to_dict()["grid"],
+                      "members": members.size, "split_seed": config.seed},
+         "members": member_records}
+  if "metrics" in member_metrics[0]:
+    out["table"] = tables.mean_std_over_seeds(member_records)
   return out
 
 

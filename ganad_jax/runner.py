@@ -5,16 +5,16 @@
 ("members", "data") mesh of `ganad_jax.sharding` and the checkpoint
 compatibility record. The rest wraps the method for that mesh: the train step
 that gathers its own batch on the device (`make_train_step`, jitted by
-`step_function`), the state's init (`abstract_init`, `init_state`) and
-scoring (`score_fn`, `score`, `score_members`). The training loop
+`step_function`) and the state's init (`abstract_init`, `init_state`);
+scoring a run's state is `ganad_jax.scoring.Scorer`. The training loop
 (`ganad_jax.train`) and every consumer of a trained workdir
 (`ganad_jax.workdir.restore`) build their run here.
 
 With the patch protocol (`config.patch.size` > 0, `ganad_jax.patches`) the
 run's method is built for (c, c, C) crops while every split stays whole
 images: the train step crops its gathered batch, init sees a corner crop, a
-closed-form `fit` sees the splits' tiles, and `score` scores every tile of a
-split and stitches the outputs back to the images. No method knows.
+closed-form `fit` sees the splits' tiles, and `scoring.Scorer` scores every
+tile of a split and stitches the outputs back to the images. No method knows.
 """
 
 import contextlib
@@ -24,12 +24,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax import ensemble
-from ganad_jax import evaluation
 from ganad_jax import methods
 from ganad_jax import patches
 from ganad_jax import sharding
@@ -295,55 +293,3 @@ def init_state(run: Run, batch, state_sharding):
     state = jax.jit(run.method.init, out_shardings=sharding.replicated(run.mesh))(
         run.keys.init, _init_batch(run, batch))
   return sharding.reshard(state, state_sharding)
-
-
-def score_fn(run: Run, state_sharding):
-  """jit of `run.method.score` on the mesh: batch split over "data", outputs on every host.
-
-  An ensemble's outputs come back batch-major (N, M, ...), the layout
-  `evaluation.score_split` pads and slices; `score` splits them per member.
-  Call it under `jax.set_mesh(run.mesh)`.
-  """
-  def score_batch(state, batch, key):
-    return run.method.score(state, sharding.constrain(batch, P("data")), key)
-
-  if run.stacked:
-    members_score = sharding.over_members(score_batch, run.mesh,
-                                          (P("members"), P(), P("members")), P("members"))
-
-    def fn(state, batch, key):
-      return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), members_score(state, batch, key))
-  else:
-    fn = score_batch
-
-  replicated = sharding.replicated(run.mesh)
-  return jax.jit(fn, in_shardings=(state_sharding, replicated, run.key_sharding()),
-                 out_shardings=replicated)
-
-
-def score(run: Run, fn, state, x: np.ndarray, batch_size: int) -> list[dict[str, np.ndarray]]:
-  """Per member (one for a single run), the outputs of `fn` (`score_fn`) over x.
-
-  Every output has x's N leading; scored in padded batches of `batch_size`
-  with the run's score key (`evaluation.score_split`, which raises on
-  non-finite inputs or scores). With the patch protocol, all tiles of x
-  (`patches.tile`) are scored in batches of `batch_size` tiles, and the
-  outputs per tile become outputs per image (`patches.image_outputs`).
-  """
-  if run.patch is None:
-    out = evaluation.score_split(fn, state, x, run.keys.score, batch_size)
-  else:
-    out = evaluation.score_split(fn, state, patches.tile(x, run.patch), run.keys.score,
-                                 batch_size)
-  outs = [out] if not run.stacked else [{k: v[:, m] for k, v in out.items()}
-                                        for m in range(run.num_members)]
-  if run.patch is None:
-    return outs
-  return [patches.image_outputs(o, x.shape[1:3], run.patch) for o in outs]
-
-
-def score_members(run: Run, state, x: np.ndarray, batch_size: int) -> list[dict[str, np.ndarray]]:
-  """Per member (one for a single run), the method's outputs over x, on the run's mesh."""
-  with jax.set_mesh(run.mesh):
-    fn = score_fn(run, sharding.state_sharding(run.mesh, state, run.stacked))
-    return score(run, fn, state, x, batch_size)

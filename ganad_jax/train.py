@@ -15,11 +15,12 @@ a leading member axis on the state, the keys and the per-member batches
 (gathered from the one shared training array), so checkpoints, resume, hooks,
 divergence checks and reports are this code.
 
-What the loop calls: `runner` (the run, its jitted step and scoring on the
+What the loop calls: `runner` (the run and its jitted step on the
 ("members", "data") mesh), `checkpoints`, `divergence` (fail fast on NaN /
 Inf), `hooks` (built from the config: early stopping, paper_repro; called at
 their steps, their records saved with each checkpoint), `report` (results,
-TensorBoard, figures).
+TensorBoard, figures). The job scores val and test with the run's
+`scoring.Scorer`, as the early-stopping hook scores the validation normals.
 """
 
 import math
@@ -41,6 +42,7 @@ from ganad_jax import hooks as hooks_lib
 from ganad_jax import report
 from ganad_jax import reporting
 from ganad_jax import runner
+from ganad_jax import scoring
 from ganad_jax import sharding
 from ganad_jax import workdir as workdir_lib
 
@@ -281,10 +283,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   run, state, info, splits = train(config, workdir)
 
   t_score = time.perf_counter()
-  with jax.set_mesh(run.mesh):
-    score_fn = runner.score_fn(run, sharding.state_sharding(run.mesh, state, run.stacked))
-    val = runner.score(run, score_fn, state, splits.val.x, config.eval.batch_size)
-    test = runner.score(run, score_fn, state, splits.test.x, config.eval.batch_size)
+  scorer = scoring.Scorer(run, config.eval.batch_size)
+  val = scorer.members(state, splits.val.x)
+  test = scorer.members(state, splits.test.x)
   member_metrics = [evaluation.evaluate(splits.test, t, v, config.eval.threshold_quantile)
                     for t, v in zip(test, val)]
   score_seconds = time.perf_counter() - t_score

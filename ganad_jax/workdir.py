@@ -7,6 +7,8 @@ M on every leaf, see `ganad_jax.ensemble`); `restore` gives either all members
 (the stacked state and method), or member k alone as the single run it equals
 (`ensemble.member_config`), or, for a consumer that needs one model, a
 one-line refusal naming the workdir, its number of members and how to pick one.
+A restored run scores through its `Trained.scorer` (`scoring.Scorer`: the
+mesh, the members, the patch protocol's tiles and the run's score key).
 """
 
 import json
@@ -23,8 +25,9 @@ import numpy as np
 from ganad_jax import checkpoints
 from ganad_jax import configs
 from ganad_jax import ensemble
-from ganad_jax import methods
 from ganad_jax import runner
+from ganad_jax import scoring
+from ganad_jax import sharding
 from ganad_jax.methods import base
 
 
@@ -79,43 +82,38 @@ class Trained(NamedTuple):
   Attributes:
     config: the config it was trained with; for one member of an ensemble, that
       member's single-run config (its seed and grid point, no ensemble).
-    method: the method; the stacked method (`ensemble.make`) when `members` is set.
+    run: its `runner.Run` (for one member, that of the single run it equals).
     state: the state pytree; with `members`, every leaf has a leading (M,) axis.
     step: the step of the restored checkpoint.
-    score_key: the key `score` gets; (M,) keys with `members`.
-    members: the ensemble's members when the state is stacked, else None.
     member: k when this is member k of an ensemble workdir, else None.
+    scorer: the run's `scoring.Scorer` (batches of `config.eval.batch_size`):
+      `scorer.members(state, x)` gives the outputs per member.
   """
   config: ml_collections.ConfigDict
-  method: base.Method
+  run: runner.Run
   state: dict
   step: int
-  score_key: jax.Array
-  members: ensemble.Members | None
   member: int | None
+  scorer: scoring.Scorer
+
+  @property
+  def method(self) -> base.Method:
+    """The method; the stacked method (`ensemble.make`) when `members` is set."""
+    return self.run.method
+
+  @property
+  def members(self) -> ensemble.Members | None:
+    """The ensemble's members when the state is stacked, else None."""
+    return self.run.members
 
   @property
   def stacked(self) -> bool:
-    return self.members is not None
+    return self.run.stacked
 
-  def score_fn(self):
-    """jit of score(state, batch (N, ...), key) -> outputs with N leading.
-
-    A stacked state's outputs come back batch-major (N, M, ...), the layout
-    `evaluation.score_split` pads and slices; `per_member` splits them.
-    """
-    if not self.stacked:
-      return jax.jit(self.method.score)
-
-    def score(state, batch, key):
-      return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), self.method.score(state, batch, key))
-    return jax.jit(score)
-
-  def per_member(self, outputs: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
-    """Outputs of `score_fn` over a split, one dict per member (one for a single state)."""
-    if not self.stacked:
-      return [outputs]
-    return [{k: v[:, m] for k, v in outputs.items()} for m in range(self.members.size)]
+  @property
+  def score_key(self) -> jax.Array:
+    """The key every scored batch gets; (M,) keys with `members`."""
+    return self.run.keys.score
 
 
 def restore(workdir: str, input_shape, member: int | None = None,
@@ -143,8 +141,7 @@ def restore(workdir: str, input_shape, member: int | None = None,
   Raises:
     FileNotFoundError: no config.json, or no checkpoint (not trained yet).
     ValueError: `member` given for a single-run workdir or out of range; an
-      ensemble workdir with `member` None and `pick_with` set; a workdir of
-      the patch protocol (`Trained` scores whole images).
+      ensemble workdir with `member` None and `pick_with` set.
     checkpoints.IncompatibleCheckpointError: the checkpoint belongs to another
       model than the config describes.
   """
@@ -152,10 +149,6 @@ def restore(workdir: str, input_shape, member: int | None = None,
     config = load_config(workdir)
   input_shape = tuple(input_shape)
   run = runner.build(config, input_shape, restore=restore)
-  if run.patch is not None:  # Its nets take crops; only `runner.score` tiles and stitches.
-    raise ValueError(f"workdir {workdir!r} was trained with the patch protocol (patch.size="
-                     f"{run.patch.size}): restoring it to score whole images is not supported; "
-                     "its results.json holds the scores of its tiles stitched back.")
   members = run.members
   if members is None and member is not None:
     raise ValueError(f"member={member}: workdir {workdir!r} is a single run, not an ensemble "
@@ -169,18 +162,22 @@ def restore(workdir: str, input_shape, member: int | None = None,
       raise ValueError(f"member={member!r} is out of range: workdir {workdir!r} holds an "
                        f"ensemble of {members.size} members (0 <= member < {members.size}).")
   example = jax.ShapeDtypeStruct((run.batch_size, *input_shape), jnp.float32)
-  abstract_state, _ = runner.abstract_init(run, example)
+  abstract_state, state_sharding = runner.abstract_init(run, example)
   best = config.train.early_stopping.eval_every > 0 and run.method.train_step is not None
   mngr = checkpoints.manager(workdir, config, name="best" if best else "checkpoints")
   step, state = checkpoints.restore_latest(mngr, abstract_state, run.meta)
   if state is None:
     raise FileNotFoundError(f"No checkpoint in {mngr.directory}: train first.")
   if members is None or member is None:
-    return Trained(config, run.method, state, step, run.keys.score, members, None)
+    return Trained(config, run, state, step, None,
+                   scoring.Scorer(run, config.eval.batch_size, state_sharding))
   member = int(member)
   single = ensemble.member_config(config, members.seeds[member], members.points[member])
-  return Trained(single, methods.make(single, input_shape, restore), ensemble.member_state(state, member),
-                 step, runner.root_keys(members.seeds[member]).score, None, member)
+  single_run = runner.build(single, input_shape, restore=restore)
+  single_state = ensemble.member_state(state, member)
+  single_sharding = sharding.state_sharding(single_run.mesh, single_state, False)
+  return Trained(single, single_run, sharding.reshard(single_state, single_sharding), step,
+                 member, scoring.Scorer(single_run, single.eval.batch_size, single_sharding))
 
 
 class IncompatibleResultsError(ValueError):

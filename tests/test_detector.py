@@ -112,11 +112,12 @@ def image_detector(images):
   return ganad_jax.Detector("ae", contamination=0.2, **TINY_IMAGE).fit(images)
 
 
-def test_contamination_sets_the_threshold_on_the_fitted_data(image_detector, images):
+def test_contamination_sets_the_threshold_on_the_held_out_rows(image_detector, images):
   det = image_detector
-  scores = det.score_samples(images)
-  assert det.threshold_ == pytest.approx(np.quantile(scores, 0.8), rel=1e-6)
-  assert det.predict(images).sum() == 16  # 20 % of 80.
+  _, val_pos = protocols.holdout(len(images), 0.1, 0, what="rows")
+  assert det.threshold_rows_ == len(val_pos) == 8
+  assert det.threshold_ == pytest.approx(np.quantile(det.score_samples(images[val_pos]), 0.8),
+                                         rel=1e-6)
   assert det.threshold_ != det.val_threshold_
 
 

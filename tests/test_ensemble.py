@@ -17,6 +17,7 @@ import pytest
 from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import runner
+from ganad_jax import scoring
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 from configs import test as test_config
@@ -34,7 +35,7 @@ def _train(config, splits, tmp_path, name):
 
 
 def _val_scores(run, state, splits):
-  return runner.score_members(run, state, splits.val.x[:8], 8)
+  return scoring.Scorer(run, 8).members(state, splits.val.x[:8])
 
 
 def _assert_close(a, b, rtol=2e-5, atol=1e-6):

@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+from ganad_jax import data
 from ganad_jax import patches
 from ganad_jax import train
 from ganad_jax import workdir
@@ -145,5 +146,9 @@ def test_tiny_run_with_patches_end_to_end(tmp_path):
   assert results["data"]["sizes"]["test"] == 8
   with np.load(tmp_path / "run" / "scores.npz") as saved:
     assert saved["score"].shape == saved["score_mean_patches"].shape == (8,)
-  with pytest.raises(ValueError, match=r"was trained with the patch protocol \(patch.size=16\)"):
-    workdir.restore(str(tmp_path / "run"), (32, 48, 1))
+    # The restored workdir's scorer tiles and stitches as training's did: the same scores.
+    trained = workdir.restore(str(tmp_path / "run"), (32, 48, 1))
+    test = data.load(config.data, config.seed).test
+    out = trained.scorer.members(trained.state, test.x)[0]
+    np.testing.assert_array_equal(out["score"], saved["score"])
+    assert out["map"].shape == (8, 32, 48)

@@ -16,7 +16,7 @@ import pytest
 from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax import latent_search
-from ganad_jax import runner
+from ganad_jax import scoring
 from ganad_jax import sharding
 from ganad_jax import train
 from ganad_jax.methods import anogan
@@ -71,7 +71,7 @@ def test_sharded_training_equals_one_device(tmp_path):
     run, state, _, _ = train.train(config, str(tmp_path / str(devices)), splits)
     assert dict(run.mesh.shape) == {"members": 1, "data": devices}
     assert len(jax.tree.leaves(state)[0].sharding.device_set) == devices  # Replicated state.
-    scores = runner.score_members(run, state, splits.val.x, 16)[0]
+    scores = scoring.Scorer(run, 16).members(state, splits.val.x)[0]
     outputs.append((jax.device_get(state), scores))
   # Batch statistics and gradients are reduced across the 8 devices: the same
   # numbers up to float32 summation order.

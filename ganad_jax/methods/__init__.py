@@ -27,6 +27,29 @@ _REGISTRY = {
 
 NAMES = tuple(sorted(_REGISTRY))
 
+# Each method's checks of its config that need no input shape (`check_config`).
+_CONFIG_CHECKS = {
+    "anogan": anogan.check_config,
+    "egbad": egbad.check_config,
+    "gaussian": gaussian.check_config,
+}
+
+
+def check_config(config) -> None:
+  """The method's config checks that need no input shape: what a `Detector` runs at construction.
+
+  `make` runs them too (with those that need the input shape).
+
+  Raises:
+    ValueError: an unknown `config.method`, or a field of its section with a
+      value it does not take, naming the field and the value.
+  """
+  if config.method not in _REGISTRY:
+    raise ValueError(f"Unknown method {config.method!r} (config.method); "
+                     f"choose one of {', '.join(NAMES)}.")
+  if config.method in _CONFIG_CHECKS:
+    _CONFIG_CHECKS[config.method](config)
+
 
 def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
   """Builds the method `config.method` for inputs of shape `input_shape` (no batch axis).

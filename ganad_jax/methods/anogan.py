@@ -70,13 +70,19 @@ def search_fns(nets: Networks, state, feature_layer: str):
   return generate_fn, feature_fn
 
 
-def make(config, input_shape: tuple[int, ...]) -> base.Method:
-  """Builds AnoGAN for inputs of shape `input_shape` (no batch axis)."""
+def check_config(config) -> None:
+  """The checks of AnoGAN's config that need no input shape (ValueError naming the field)."""
   search_config = config.anogan.search
-  latent_search.validate(search_config)
+  latent_search.validate(search_config, "anogan.search")
   if search_config.init == "encoder":
     raise ValueError("AnoGAN has no encoder: set anogan.search.init to 'zeros', 'normal' or "
                      "'truncated_normal' (init='encoder' is for methods with an encoder).")
+
+
+def make(config, input_shape: tuple[int, ...]) -> base.Method:
+  """Builds AnoGAN for inputs of shape `input_shape` (no batch axis)."""
+  check_config(config)
+  search_config = config.anogan.search
   nets = Networks(config, tuple(input_shape))
   nz = int(config.model.nz)
   tx = base.adam(config.optim)

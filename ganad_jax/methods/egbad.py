@@ -141,8 +141,8 @@ def feature_nets(nets: Networks) -> dict[str, base.FeatureNet]:
           "discriminator": base.FeatureNet(select_both, apply_discriminator)}
 
 
-def make(config, input_shape: tuple[int, ...]) -> base.Method:
-  """Builds EGBAD for inputs of shape `input_shape` (no batch axis)."""
+def check_config(config) -> None:
+  """The checks of EGBAD's config that need no input shape (ValueError naming the field)."""
   cfg = config.egbad
   if not 0.0 <= cfg.feature_weight <= 1.0:
     raise ValueError(f"egbad.feature_weight must lie in [0, 1]; got {cfg.feature_weight}.")
@@ -152,12 +152,23 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     raise ValueError(f"egbad.d_dropout must lie in [0, 1); got {cfg.d_dropout}.")
   if cfg.search_steps < 0:
     raise ValueError(f"egbad.search_steps must be >= 0 (0 = off); got {cfg.search_steps}.")
-  search_config = None
   if cfg.search_steps > 0:
-    search_config = ml_collections.ConfigDict(config.anogan.search.to_dict())
-    search_config.steps = int(cfg.search_steps)
-    search_config.init = "encoder"
-    latent_search.validate(search_config)
+    latent_search.validate(_search_config(config), "anogan.search")
+
+
+def _search_config(config) -> ml_collections.ConfigDict:
+  """`anogan.search` with egbad's steps, started from the encoder's z."""
+  search_config = ml_collections.ConfigDict(config.anogan.search.to_dict())
+  search_config.steps = int(config.egbad.search_steps)
+  search_config.init = "encoder"
+  return search_config
+
+
+def make(config, input_shape: tuple[int, ...]) -> base.Method:
+  """Builds EGBAD for inputs of shape `input_shape` (no batch axis)."""
+  check_config(config)
+  cfg = config.egbad
+  search_config = _search_config(config) if cfg.search_steps > 0 else None
   nets = Networks(config, tuple(input_shape))
   nz = int(config.model.nz)
   tx = base.adam(config.optim)

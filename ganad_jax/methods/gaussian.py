@@ -110,6 +110,10 @@ def _workdir_source(cfg, input_shape, restore):
                       pick_with="gaussian.member=k")
   except (FileNotFoundError, ValueError) as e:
     raise ValueError(f"gaussian.workdir={cfg.workdir!r}: {e}") from None
+  if trained.config.patch.size:
+    raise ValueError(f"gaussian.workdir={cfg.workdir!r} was trained with the patch protocol "
+                     f"(patch.size={trained.config.patch.size}): its nets take crops, not the "
+                     f"{tuple(input_shape)} inputs of this run.")
   nets = trained.method.features
   if not nets:
     raise ValueError(f"gaussian.workdir={cfg.workdir!r} is a {trained.config.method!r} run, "
@@ -234,17 +238,23 @@ def _distinct_names(layers: dict) -> list[str]:
   return names
 
 
+def check_config(config) -> None:
+  """The checks of the Gaussian's config that need no input shape (ValueError naming the field)."""
+  cfg = config.gaussian
+  if cfg.features not in FEATURES:
+    raise ValueError(f"gaussian.features must be one of {FEATURES}; got {cfg.features!r}.")
+  if cfg.pool not in POOLS:
+    raise ValueError(f"gaussian.pool must be one of {POOLS}; got {cfg.pool!r}.")
+
+
 def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
   """Builds the Gaussian scorer for inputs of shape `input_shape` (no batch axis).
 
   `restore` (`ganad_jax.workdir.restore`) is needed for features='workdir' only.
   """
+  check_config(config)
   cfg = config.gaussian
   input_shape = tuple(input_shape)
-  if cfg.features not in FEATURES:
-    raise ValueError(f"gaussian.features must be one of {FEATURES}; got {cfg.features!r}.")
-  if cfg.pool not in POOLS:
-    raise ValueError(f"gaussian.pool must be one of {POOLS}; got {cfg.pool!r}.")
   if cfg.features == "pixels":
     variables, layers_fn, capture_fn = _pixels_source()
   elif cfg.features == "workdir":
