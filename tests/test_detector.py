@@ -10,6 +10,7 @@ import pytest
 import ganad_jax
 from ganad_jax import detector as detector_lib
 from ganad_jax import evaluation
+from ganad_jax import patches
 from ganad_jax import workdir as workdir_lib
 from ganad_jax.data import images as images_lib
 from ganad_jax.data import protocols
@@ -199,3 +200,123 @@ def test_config_errors_and_conventions():
   assert base.train.num_steps == 6 and ganad_jax.Detector(
       config=base, train__num_steps=9).config.train.num_steps == 9
   assert base.train.num_steps == 6  # The caller's config is copied, not changed.
+
+
+# ------------------------------------------------- ensembles, patches, checks ---
+
+
+@pytest.fixture(scope="module")
+def digit_rows():
+  """scikit-learn's digits as rows (N, 64): normals (not 0) in a fixed random order."""
+  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  digits = datasets.load_digits()
+  normal = digits.data[digits.target != 0]
+  return normal[np.random.default_rng(0).permutation(len(normal))]
+
+
+@pytest.fixture(scope="module")
+def ensemble_detector(digit_rows, tmp_path_factory):
+  # The issue's reproduction: this ended in a JAX IndexError before the one Scorer.
+  workdir = str(tmp_path_factory.mktemp("ens"))
+  return ganad_jax.Detector("ae", workdir=workdir, ensemble__seeds=(0, 1),
+                            **TINY_TABULAR).fit(digit_rows[:200])
+
+
+def test_ensemble_scores_are_the_members_mean_and_member_k_picks_one(ensemble_detector,
+                                                                     digit_rows):
+  det, x = ensemble_detector, digit_rows[200:260]
+  members = [det.score_samples(x, member=m) for m in (0, 1)]
+  assert not np.array_equal(members[0], members[1])  # Two seeds, two models.
+  mean = det.score_samples(x)
+  assert mean.shape == (60,) and mean.dtype == np.float32
+  np.testing.assert_allclose(mean, (members[0].astype(np.float64) + members[1]) / 2, rtol=1e-6)
+  # Thresholds of the mean, and of each member on its own held-out scores.
+  _, val_pos = protocols.holdout(200, 0.1, 0, what="rows")
+  held_out = digit_rows[:200][val_pos]
+  assert det.threshold_ == pytest.approx(np.quantile(det.score_samples(held_out), 0.95), rel=1e-6)
+  for m in (0, 1):
+    assert det.member_thresholds_[m]["threshold"] == pytest.approx(
+        np.quantile(det.score_samples(held_out, member=m), 0.95), rel=1e-6)
+    np.testing.assert_array_equal(det.predict(x, member=m),
+                                  members[m] > det.member_thresholds_[m]["threshold"])
+  with pytest.raises(ValueError, match=r"member=2 is out of range: .* ensemble of 2 members"):
+    det.score_samples(x, member=2)
+
+
+def test_ensemble_save_load_and_load_one_member(ensemble_detector, digit_rows, tmp_path):
+  det, x = ensemble_detector, digit_rows[200:260]
+  path = str(tmp_path / "saved")
+  det.save(path)
+  loaded = ganad_jax.Detector.load(path)
+  np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
+  np.testing.assert_array_equal(loaded.predict(x, member=1), det.predict(x, member=1))
+  one = ganad_jax.Detector.load(path, member=1)  # The single run it equals: rtol of float sums.
+  np.testing.assert_allclose(one.score_samples(x), det.score_samples(x, member=1), rtol=2e-5)
+  assert one.threshold_ == det.member_thresholds_[1]["threshold"]
+  with pytest.raises(ValueError, match="single run"):
+    one.score_samples(x, member=0)
+  with pytest.raises(ValueError, match="member 1 of the ensemble"):
+    one.save(str(tmp_path / "again"))
+
+
+def test_member_of_a_single_run_is_refused(tabular_detector, rows):
+  with pytest.raises(ValueError, match=r"member=0: this detector is a single run"):
+    tabular_detector.score_samples(rows, member=0)
+
+
+def test_patches_score_every_tile_and_stitch_the_maps(images, tmp_path):
+  big = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)  # 32x32: the nets take 16x16 crops.
+  det = ganad_jax.Detector("ae", patch__size=16, patch__stride=8, patch__sigma=0.0,
+                           **TINY_IMAGE).fit(big)
+  maps = det.anomaly_map(big[:5])
+  assert maps.shape == (5, 32, 32)
+  # The same as scoring the tiles by hand with the method and stitching them back.
+  trained = workdir_lib.restore(det.workdir_, (32, 32, 1))
+  protocol = patches.from_config(det.config)
+  tiles = evaluation.score_split(jax.jit(trained.method.score), trained.state,
+                                 patches.tile(det._prepare(big[:5]), protocol),
+                                 trained.score_key, 32)
+  expected = patches.image_outputs(tiles, (32, 32), protocol)
+  np.testing.assert_allclose(maps, expected["map"], rtol=1e-5, atol=1e-7)
+  scores = det.score_samples(big[:5])
+  np.testing.assert_allclose(scores, expected["score"], rtol=1e-5)
+  np.testing.assert_allclose(scores, maps.max(axis=(1, 2)), rtol=1e-5)  # max_map, no blur.
+  det.save(str(tmp_path))
+  np.testing.assert_array_equal(ganad_jax.Detector.load(str(tmp_path)).anomaly_map(big[:5]), maps)
+
+
+def test_contamination_threshold_from_held_out_rows_flags_that_fraction_of_new_rows(digit_rows):
+  """Fitted rows score lower than new ones: an in-sample quantile flags too many new rows.
+
+  A Gaussian on the 64 pixels (closed form, no training) fitted on 210 digits,
+  its threshold from 90 held-out ones. The fraction of new normals above the
+  0.9 quantile of 90 scores has a standard deviation of about 0.03: within
+  0.05 of 0.1 it is; the in-sample quantile of all 300 rows flags 0.21.
+  """
+  fit_rows, new_rows = digit_rows[:300], digit_rows[300:]
+  det = ganad_jax.Detector("gaussian", contamination=0.1, data__val_fraction=0.3).fit(fit_rows)
+  assert det.threshold_rows_ == 90
+  flagged = det.predict(new_rows).mean()
+  assert abs(flagged - 0.1) <= 0.05, flagged
+  in_sample = np.quantile(det.score_samples(fit_rows), 0.9)  # The old rule (PyOD #144).
+  assert (det.score_samples(new_rows) > in_sample).mean() > 0.15
+
+
+def test_too_few_held_out_rows_for_contamination_are_refused_with_the_count(rows):
+  det = ganad_jax.Detector("ae", contamination=0.05, **TINY_TABULAR)
+  with pytest.raises(ValueError, match=(r"contamination=0.05 .* needs at least 20 held-out rows; "
+                                        r"data.val_fraction=0.1 of the 120 rows of X holds out "
+                                        r"12\.")):
+    det.fit(rows)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"anogan__search__init": "random"}, r"anogan\.search\.init must be one of .*'random'"),
+    ({"method": "egbad", "egbad__ema_decay": 1.5}, r"egbad\.ema_decay must lie in \[0, 1\); got 1.5"),
+    ({"method": "gaussian", "gaussian__pool": "max"}, r"gaussian\.pool must be one of .*'max'"),
+    ({"method": "ae", "ensemble__seeds": (0, 0)}, r"repeated seeds"),
+    ({"method": "ae", "patch__size": -1}, r"patch\.size must be an int >= 0"),
+])
+def test_every_override_is_checked_at_construction(overrides, match):
+  with pytest.raises(ValueError, match=match):
+    ganad_jax.Detector(**dict({"method": "anogan"}, **overrides))
