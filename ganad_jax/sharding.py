@@ -119,7 +119,7 @@ def constrain(x, spec: P):
   """`with_sharding_constraint(x, spec)` under a mesh context that has the axes, else x.
 
   The methods and the latent search call it without knowing whether they run
-  sharded: the train loop and `score_fn` trace them inside `jax.set_mesh`.
+  sharded: the train loop and `scoring.Scorer` trace them inside `jax.set_mesh`.
   Axes that are manual here (inside `over_members`) are left out of the spec.
   """
   mesh = jax.sharding.get_abstract_mesh()
