@@ -62,8 +62,12 @@ class Scorer:
   def key(self) -> jax.Array:
     return self.run.keys.score
 
-  def _compiled(self, state):
-    """The jitted fn(state, batch, key): outputs with the batch leading, (N, M, ...) stacked."""
+  def program(self, state):
+    """The jitted fn(state, batch, key) -> outputs, the batch leading ((B, M, ...) stacked).
+
+    Jitted once, for the shardings given at construction, else for those of
+    `state` (a state, or its abstract `jax.ShapeDtypeStruct` tree).
+    """
     if self._fn is not None:
       return self._fn
     run = self.run
@@ -93,7 +97,7 @@ class Scorer:
     `ganad_jax.paper_repro` needs: its batches are the references' own.
     """
     with jax.set_mesh(self.run.mesh):
-      return self._compiled(state)(state, x, self.key)
+      return self.program(state)(state, x, self.key)
 
   def members(self, state, x: np.ndarray, cache_dir: str | None = None
               ) -> list[dict[str, np.ndarray]]:
@@ -111,7 +115,7 @@ class Scorer:
     run = self.run
     rows = x if run.patch is None else patches.tile(x, run.patch)
     with jax.set_mesh(run.mesh):
-      out = evaluation.score_split(self._compiled(state), state, rows, self.key,
+      out = evaluation.score_split(self.program(state), state, rows, self.key,
                                    self.batch_size, cache_dir=cache_dir)
     outs = [out] if not run.stacked else [{k: v[:, m] for k, v in out.items()}
                                           for m in range(run.num_members)]

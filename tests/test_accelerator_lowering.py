@@ -8,7 +8,7 @@ no accelerator backend can lower, fails here. Each method of `methods.NAMES`
 accelerator would build it, through the run layer (`runner`), twice:
 
   single:       one device, whole 16 x 16 images: init, the train step
-                (`runner.step_function`), score (`runner.score_fn`: AnoGAN's
+                (`runner.step_function`), score (`scoring.Scorer`: AnoGAN's
                 is the latent search, EGBAD's adds the encoder-warm-started
                 one), the jitted program a closed-form `fit` runs, the
                 paper-protocol score and `generate`.
@@ -46,6 +46,7 @@ import pytest
 from ganad_jax import methods
 from ganad_jax import paper_repro
 from ganad_jax import runner
+from ganad_jax import scoring
 from ganad_jax import sharding
 from ganad_jax.xla_cpu import fast_conv
 from configs import test as test_config
@@ -122,7 +123,8 @@ def _programs(config, variant: str) -> tuple[runner.Run, dict]:
   net_shape = shape if run.patch is None else (run.patch.size, run.patch.size, shape[2])
   # The patch protocol scores batches of tiles.
   score_batch = jax.ShapeDtypeStruct((config.eval.batch_size, *net_shape), jnp.float32)
-  programs = {"score": (runner.score_fn(run, state_sharding),
+  scorer = scoring.Scorer(run, config.eval.batch_size, state_sharding)
+  programs = {"score": (scorer.program(abstract),
                         (abstract, score_batch, run.keys.score))}
   if run.method.train_step is not None:
     programs["train_step"] = (runner.step_function(run, state_sharding, train_x.sharding,

@@ -45,7 +45,7 @@ def test_another_score_function_of_the_method(tmp_path):
   """paper_repro's train-mode BatchNorm score through `Scorer.batch`: unpadded batches."""
   config = helpers.tiny_config("ganomaly", **{"train.num_steps": 1})
   splits = data.load(config.data, config.seed)
-  run, state, _ = train.train_run(config, str(tmp_path / "run"), splits)
+  run, state, _, _ = train.train(config, str(tmp_path / "run"), splits)
   paper_score = run.method.paper_score.score
   scorer = scoring.Scorer(run, config.eval.batch_size, score=paper_score)
   batch = splits.test.x[:5]  # A partial batch: the references never pad.
