@@ -73,6 +73,8 @@ def results(config: ml_collections.ConfigDict, splits: data.Splits, run: runner.
                      "members": members.size, "split_seed": config.seed},
         "members": member_results,
         "table": tables.mean_std_over_seeds(member_results)})
+  if "weights" in run.meta:  # Pretrained weights: file, SHA-256, backbone, normalisation.
+    out["weights"] = run.meta["weights"]
   if "paper_repro" in info:  # Labelled apart: it chose an epoch on test labels.
     out["paper_repro"] = info["paper_repro"]
   out.update({

@@ -1,8 +1,10 @@
 """Tests of `pretrained`: weight files (safetensors, .pth), key names, cache, one-line errors."""
 
+import logging
 import pathlib
 
 import flax
+import jax
 import numpy as np
 import pytest
 
@@ -141,3 +143,86 @@ def test_package_weights_found_offline():
     pytest.skip(str(e))
   assert isinstance(path, pathlib.Path) and path.name == "efficientnet-lite0-57934424.pth"
   assert path.stat().st_size > 18_000_000
+
+
+def _scale_a_variance(entry):
+  """Multiplies one BatchNorm variance of a cache entry by 100, keeping its record."""
+  record = flax.serialization.msgpack_restore(entry.read_bytes())
+  stats = record["variables"]["batch_stats"] if "variables" in record else record["batch_stats"]
+  bn = stats[sorted(stats)[0]]
+  bn = bn[sorted(bn)[0]] if "var" not in bn else bn
+  bn["var"] = bn["var"] * 100
+  entry.write_bytes(flax.serialization.msgpack_serialize(record))
+
+
+def _flip_bytes(entry, count=4096):
+  data = bytearray(entry.read_bytes())
+  middle = len(data) // 2
+  data[middle:middle + count] = bytes(b ^ 0xFF for b in data[middle:middle + count])
+  entry.write_bytes(bytes(data))
+
+
+def _old_format(entry):
+  """An entry as ganad_jax wrote them before the integrity record: the variables alone."""
+  record = flax.serialization.msgpack_restore(entry.read_bytes())
+  entry.write_bytes(flax.serialization.msgpack_serialize(record["variables"]))
+
+
+@pytest.mark.parametrize("damage,problem", [
+    (_scale_a_variance, "corrupt (its variables do not match the SHA-256 recorded with them)"),
+    (_flip_bytes, "is "),  # Unreadable or corrupt, depending on which bytes are hit.
+    (_old_format, "without an integrity record"),
+])
+def test_damaged_cache_entry_is_converted_again(tmp_path, caplog, damage, problem):
+  model = resnet.ResNet("resnet18")
+  path = _save_safetensors(_random_state_dict(model), tmp_path / "r18.safetensors")
+  cache = tmp_path / "cache"
+  clean = pretrained.load_variables(model, path, cache_dir=cache)
+  entry = pretrained.cache_path(model, path, cache)
+  damage(entry)
+  with caplog.at_level(logging.WARNING):
+    again = pretrained.load_variables(model, path, cache_dir=cache)
+  _assert_trees_equal(again, clean)
+  warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+  assert len(warnings) == 1 and f"cache entry {entry} is " in warnings[0], warnings
+  assert problem in warnings[0] and f"converting {path} again" in warnings[0]
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):  # The entry was rewritten: read back, no warning.
+    _assert_trees_equal(pretrained.load_variables(model, path, cache_dir=cache), clean)
+  assert not caplog.records
+
+
+def test_variables_digest_is_canonical():
+  model = resnet.ResNet("resnet18")
+  variables = pretrained.convert(model, _random_state_dict(model))
+  reordered = {"batch_stats": variables["batch_stats"], "params": variables["params"]}
+  fortran = jax.tree.map(np.asfortranarray, variables)
+  assert pretrained.variables_digest(reordered) == pretrained.variables_digest(fortran) == (
+      pretrained.variables_digest(variables))
+  changed = jax.tree.map(lambda a: a, variables)
+  changed["params"]["conv1"]["kernel"] = np.nextafter(changed["params"]["conv1"]["kernel"], 9)
+  assert pretrained.variables_digest(changed) != pretrained.variables_digest(variables)
+
+
+def test_keys_the_backbone_does_not_read_are_refused():
+  torchvision = pytest.importorskip("torchvision", reason="needs torch: pip install '.[torch]'")
+  r34 = torchvision.models.resnet34(weights=None).state_dict()
+  r18 = set(torchvision.models.resnet18(weights=None).state_dict())
+  unread = [k for k in r34 if k not in r18 and not k.endswith("num_batches_tracked")]
+  assert len(unread) == 80 and unread[0] == "layer1.2.conv1.weight"  # 8 more BasicBlocks.
+  message = _one_line_error(r"r34.pth: 80 keys that resnet18 does not read, the first "
+                            r"'layer1.2.conv1.weight'", pretrained.convert,
+                            resnet.ResNet("resnet18"), r34, "r34.pth")
+  assert "classifier head and num_batches_tracked are dropped" in message
+  # EfficientNet-B0 (lukemelas) into Lite0: the same shapes but its squeeze-excitation.
+  b0 = {k: np.zeros(s, np.float32) for k, s in pretrained.torch_names(
+      efficientnet.EfficientNet("b0")).items()}
+  _one_line_error(r"64 keys that efficientnet-lite0 does not read, the first "
+                  r"'_blocks.0._se_reduce.weight'", pretrained.convert,
+                  efficientnet.EfficientNet("lite0"), b0)
+  # What is dropped on purpose: the head and the step counters.
+  lite0 = {k: np.zeros(s, np.float32) for k, s in pretrained.torch_names(
+      efficientnet.EfficientNet("lite0")).items()}
+  lite0.update({"_fc.weight": np.zeros((1000, 1280)), "_fc.bias": np.zeros(1000),
+                "_bn0.num_batches_tracked": np.zeros(())})
+  pretrained.convert(efficientnet.EfficientNet("lite0"), lite0)
