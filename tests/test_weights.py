@@ -25,7 +25,7 @@ from ganad_jax import detector
 from ganad_jax import pretrained
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
-from ganad_jax.methods import backbone
+from ganad_jax.models import resnet
 from configs import test as test_config
 import harness
 import helpers
@@ -78,13 +78,13 @@ def runs(tmp_path_factory, backbone_weights, shared_compilation_cache):
   mine = shutil.copy(weights, tmp / "my.safetensors")  # Rewritten in place below.
   cache = tmp / "cache"
   root = str(tmp / "bench")
-  rows = benchmark.run_grid(_config(mine, cache), ["padim"], None, [0], root)
+  benchmark.run_grid(_config(mine, cache), ["padim"], None, [0], root)
   images = np.random.default_rng(0).uniform(size=(24, 16, 16)).astype(np.float32)
   clean = _detector(mine, cache).fit(images)
   clean.save(str(tmp / "detector"))
 
   # The same content as `mine`: the same cache entry.
-  entry = pretrained.cache_path(backbone._module("resnet18"), weights, cache)  # pylint: disable=protected-access
+  entry = pretrained.cache_path(resnet.ResNet("resnet18"), weights, cache)
   shutil.copytree(cache, tmp / "cache_scaled")
   damaged = tmp / "cache_scaled" / entry.relative_to(cache)
   _scale_a_variance(damaged)

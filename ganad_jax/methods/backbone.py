@@ -125,7 +125,7 @@ def weights_record(cfg: ml_collections.ConfigDict) -> dict:
 def _normalizer(normalization: dict):
   """x in [-1, 1] -> what the weights expect (the presets in their historical arithmetic)."""
   name = normalization["name"]
-  if name == "lite":  # [-1, 1] is (v - 127.5) / 127.5 of 8-bit v; the lite weights want (v - 127) / 128.
+  if name == "lite":  # [-1, 1] is (v - 127.5) / 127.5 of 8-bit v; the weights want (v - 127) / 128.
     return lambda x: (x * 127.5 + 0.5) / 128.0
   if name == "inception":
     return lambda x: x
@@ -155,7 +155,8 @@ def load(cfg: ml_collections.ConfigDict) -> Backbone:
                     "weights; set it if they expect another (e.g. 'inception' for AdvProp).",
                     record["file"], record["normalization"]["name"], cfg.backbone)
   module = _module(cfg.backbone)
-  variables = pretrained.load_variables(module, record["file"], cfg.cache_dir or None)
+  variables = pretrained.load_variables(module, record["file"], cfg.cache_dir or None,
+                                       record["sha256"])
   variables = jax.tree_util.tree_map(np.asarray, variables)
   normalize = _normalizer(record["normalization"])
 
