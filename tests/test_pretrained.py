@@ -171,7 +171,10 @@ def lite0_file(tmp_path_factory):
   """(model, a random Lite0 .safetensors, its variables, its clean cache entry's bytes)."""
   tmp = tmp_path_factory.mktemp("lite0")
   model = efficientnet.EfficientNet("lite0")
-  path = _save_safetensors(_random_state_dict(model), tmp / "lite0.safetensors")
+  rng = np.random.default_rng(0)
+  state = {k: rng.standard_normal(shape, np.float32)
+           for k, shape in pretrained.torch_names(model).items()}
+  path = _save_safetensors(state, tmp / "lite0.safetensors")
   variables = pretrained.load_variables(model, path, cache_dir=tmp / "cache")
   return model, path, variables, pretrained.cache_path(model, path, tmp / "cache").read_bytes()
 

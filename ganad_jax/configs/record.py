@@ -15,6 +15,11 @@ given step: the run's length (step s's batch and key depend only on (seed, s),
 so a longer run extends the same trajectory), what is done after training (the
 threshold quantile) and where the data are read from (the checkpoint records a
 digest of the data training saw, which must match).
+
+What no config field shows, the content of a pretrained weight file, is
+compared apart: checkpoints and results.json record the file's SHA-256, the
+backbone and the input normalisation (`methods.backbone.weights_record`), and
+`weights_change` names what differs, the file and both digests.
 """
 
 import json
