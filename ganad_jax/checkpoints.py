@@ -13,7 +13,9 @@ can write that step again.
 
 What must match: every key of this run's record equals the checkpoint's
 (method, input shape, model, optimiser, compute dtype, the method's section,
-the ensemble's seeds and grid: "a different model"). A training run's record
+the ensemble's seeds and grid: "a different model"; the pretrained weights'
+SHA-256, backbone and normalisation, `configs.weights_change`, named with the
+file and both digests). A training run's record
 also holds `run`: every config field except `configs.RESUME_NEUTRAL_FIELDS`,
 and the SHA-256 of the data training sees (`data_sha256`); each differing
 field is named ("was written for data.class_index=0, seed=0; this run has
@@ -141,8 +143,13 @@ def _restore_newest_good(mngr, steps, abstract_state, meta, corrupt):
 
 def check_compatible(path: str, saved: dict, meta: dict) -> None:
   """Raises IncompatibleCheckpointError unless `saved` matches every key of `meta`."""
+  weights = configs.weights_change(saved.get("weights"), meta.get("weights"))
+  if weights:
+    raise IncompatibleCheckpointError(
+        f"Checkpoint {path} was computed with {weights}. Use a fresh --workdir, or the weights "
+        "that wrote it.")
   mismatch = {k: (saved.get(k), v) for k, v in meta.items()
-              if k != "run" and saved.get(k) != v}
+              if k not in ("run", "weights") and saved.get(k) != v}
   if mismatch:
     details = "; ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}"
                         for k, (a, b) in mismatch.items())

@@ -65,6 +65,8 @@ def results(config: ml_collections.ConfigDict, splits: data.Splits, run: runner.
   else:
     extras = [{"final_train_metrics": final, **{k: info[k] for k in early_keys}}]
   out.update(member_results(config, run.members, member_metrics, extras))
+  if "weights" in run.meta:  # Pretrained weights: file, SHA-256, backbone, normalisation.
+    out["weights"] = run.meta["weights"]
   if "paper_repro" in info:  # Labelled apart: it chose an epoch on test labels.
     out["paper_repro"] = info["paper_repro"]
   out.update({

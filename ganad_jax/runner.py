@@ -132,6 +132,9 @@ def checkpoint_meta(config, input_shape, data_sha256: str | None = None) -> dict
     meta["ensemble"] = {"seeds": config.ensemble.seeds, "grid": config.ensemble.grid}
   if config.patch.size:  # The nets take the crops, not the images of `input_shape`.
     meta["patch"] = config.patch.to_dict()
+  weights = methods.weights_record(config)  # Pretrained weights: file digest, normalisation.
+  if weights is not None:
+    meta["weights"] = weights
   if data_sha256 is not None:
     meta["run"] = dict(configs.run_record(config, configs.RESUME_NEUTRAL_FIELDS),
                        data_sha256=data_sha256)

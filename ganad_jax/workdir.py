@@ -192,7 +192,9 @@ def finished_results(workdir: str, config: ml_collections.ConfigDict,
   reusing a run. A finished run (`results.json`) is reused only when the config
   it was computed with (the `config` in its results.json; for results written
   before that was recorded, the workdir's config.json) equals `config` in every
-  field except `configs.RESULT_NEUTRAL_FIELDS`. A started run (config.json
+  field except `configs.RESULT_NEUTRAL_FIELDS`, and its pretrained weights
+  (the file's SHA-256, backbone, normalisation: results.json's `weights`)
+  are those `config` would load now. A started run (config.json
   only) is left to `train_and_evaluate`, which resumes its checkpoint only for
   the same run (`checkpoint_meta`).
 
@@ -206,8 +208,9 @@ def finished_results(workdir: str, config: ml_collections.ConfigDict,
     The stored results, or None when the run is still to do.
 
   Raises:
-    IncompatibleResultsError: the workdir's finished run has another config;
-      the message names every differing field with both values.
+    IncompatibleResultsError: the workdir's finished run has another config
+      (the message names every differing field with both values) or other
+      pretrained weights (naming the file and both digests).
   """
   results_path = os.path.join(workdir, "results.json")
   config_path = os.path.join(workdir, "config.json")
@@ -231,6 +234,16 @@ def finished_results(workdir: str, config: ml_collections.ConfigDict,
     return None
   saved, current = configs.run_record(stored, neutral), configs.run_record(config, neutral)
   fields = configs.differing_fields(saved, current)
+  weights = None if results is None or fields else configs.weights_change(
+      results.get("weights"), methods.weights_record(config))
+  if weights:  # The same config, but the weight file changed since (or is not recorded).
+    if overwrite:
+      logging.warning("Deleting %s: its run was computed with %s.", workdir, weights)
+      shutil.rmtree(workdir)
+      return None
+    raise IncompatibleResultsError(
+        f"{results_path} was computed with {weights}. Use another --workdir, or delete "
+        f"{workdir} to run it again (or pass --overwrite).")
   if not fields:
     return results
   if overwrite:

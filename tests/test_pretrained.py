@@ -1,8 +1,10 @@
 """Tests of `pretrained`: weight files (safetensors, .pth), key names, cache, one-line errors."""
 
+import logging
 import pathlib
 
 import flax
+import jax
 import numpy as np
 import pytest
 
@@ -141,3 +143,96 @@ def test_package_weights_found_offline():
     pytest.skip(str(e))
   assert isinstance(path, pathlib.Path) and path.name == "efficientnet-lite0-57934424.pth"
   assert path.stat().st_size > 18_000_000
+
+
+def _scale_a_variance(entry):
+  """Multiplies one BatchNorm variance of a cache entry by 100, keeping its record."""
+  record = flax.serialization.msgpack_restore(entry.read_bytes())
+  bn = record["variables"]["batch_stats"]["bn0"]
+  bn["var"] = bn["var"] * 100
+  entry.write_bytes(flax.serialization.msgpack_serialize(record))
+
+
+def _flip_bytes(entry, count=4096):
+  data = bytearray(entry.read_bytes())
+  middle = len(data) // 2
+  data[middle:middle + count] = bytes(b ^ 0xFF for b in data[middle:middle + count])
+  entry.write_bytes(bytes(data))
+
+
+def _old_format(entry):
+  """An entry as ganad_jax wrote them before the integrity record: the variables alone."""
+  record = flax.serialization.msgpack_restore(entry.read_bytes())
+  entry.write_bytes(flax.serialization.msgpack_serialize(record["variables"]))
+
+
+@pytest.fixture(scope="module")
+def lite0_file(tmp_path_factory):
+  """(model, a random Lite0 .safetensors, its variables, its clean cache entry's bytes)."""
+  tmp = tmp_path_factory.mktemp("lite0")
+  model = efficientnet.EfficientNet("lite0")
+  rng = np.random.default_rng(0)
+  state = {k: rng.standard_normal(shape, np.float32)
+           for k, shape in pretrained.torch_names(model).items()}
+  path = _save_safetensors(state, tmp / "lite0.safetensors")
+  variables = pretrained.load_variables(model, path, cache_dir=tmp / "cache")
+  return model, path, variables, pretrained.cache_path(model, path, tmp / "cache").read_bytes()
+
+
+@pytest.mark.parametrize("damage,problem", [
+    (_scale_a_variance, "corrupt (its variables do not match the SHA-256 recorded with them)"),
+    (_flip_bytes, ""),  # Unreadable or corrupt, depending on which bytes are hit.
+    (_old_format, "without an integrity record (written by an older ganad_jax)"),
+])
+def test_damaged_cache_entry_is_converted_again(lite0_file, tmp_path, caplog, damage, problem):
+  model, path, clean, entry_bytes = lite0_file
+  entry = pretrained.cache_path(model, path, tmp_path)
+  entry.parent.mkdir()
+  entry.write_bytes(entry_bytes)
+  damage(entry)
+  with caplog.at_level(logging.WARNING):
+    _assert_trees_equal(pretrained.load_variables(model, path, cache_dir=tmp_path), clean)
+  warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+  assert len(warnings) == 1, warnings
+  assert warnings[0].startswith(f"Converted-weights cache entry {entry} is {problem}")
+  assert warnings[0].endswith(f"; converting {path} again.")
+  assert entry.read_bytes() == entry_bytes  # Rewritten: read back next time, without a warning.
+
+
+def test_variables_digest_is_canonical(lite0_file):
+  variables = lite0_file[2]
+  reordered = {"batch_stats": variables["batch_stats"], "params": variables["params"]}
+  fortran = jax.tree.map(np.asfortranarray, variables)
+  assert pretrained.variables_digest(reordered) == pretrained.variables_digest(fortran) == (
+      pretrained.variables_digest(variables))
+  changed = jax.tree.map(lambda a: a, variables)
+  stem = changed["params"]["conv_stem"]
+  stem["kernel"] = np.nextafter(stem["kernel"], 9)  # One ulp.
+  assert pretrained.variables_digest(changed) != pretrained.variables_digest(variables)
+
+
+def test_keys_the_backbone_does_not_read_are_refused():
+  torch = pytest.importorskip("torch", reason="needs torch: pip install '.[torch]'")
+  torchvision = pytest.importorskip("torchvision")
+  with torch.device("meta"):  # Keys and shapes only.
+    r34 = {k: np.zeros(v.shape, np.float32)
+           for k, v in torchvision.models.resnet34(weights=None).state_dict().items()}
+    r18 = set(torchvision.models.resnet18(weights=None).state_dict())
+  unread = [k for k in r34 if k not in r18 and not k.endswith("num_batches_tracked")]
+  assert len(unread) == 80 and unread[0] == "layer1.2.conv1.weight"  # 8 more BasicBlocks.
+  message = _one_line_error(r"^r34.pth: 80 keys that resnet18 does not read, the first "
+                            r"'layer1.2.conv1.weight'", pretrained.convert,
+                            resnet.ResNet("resnet18"), r34, "r34.pth")
+  assert message.endswith("only the classifier head and num_batches_tracked are dropped")
+  # EfficientNet-B0 (lukemelas) into Lite0: the same shapes but its squeeze-excitation.
+  b0 = {k: np.zeros(s, np.float32) for k, s in pretrained.torch_names(
+      efficientnet.EfficientNet("b0")).items()}
+  _one_line_error(r"64 keys that efficientnet-lite0 does not read, the first "
+                  r"'_blocks\.0\._se_(reduce|expand)\.(weight|bias)'", pretrained.convert,
+                  efficientnet.EfficientNet("lite0"), b0)
+  # What is dropped on purpose: the head and the step counters (all the Lite packages add).
+  lite0 = {k: np.zeros(s, np.float32) for k, s in pretrained.torch_names(
+      efficientnet.EfficientNet("lite0")).items()}
+  lite0.update({"_fc.weight": np.zeros((1000, 1280)), "_fc.bias": np.zeros(1000),
+                "_bn0.num_batches_tracked": np.zeros(())})
+  pretrained.convert(efficientnet.EfficientNet("lite0"), lite0)

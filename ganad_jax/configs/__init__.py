@@ -11,7 +11,8 @@ config file is cheap and imports nothing else of ganad_jax. Modules:
     `shared_data_path`.
   blocks.py: groups of fields several config files share (a data set).
   record.py: which runs are the same run (RESULT_NEUTRAL_FIELDS,
-    RESUME_NEUTRAL_FIELDS, `run_record`, `differing_fields`, `describe`).
+    RESUME_NEUTRAL_FIELDS, `run_record`, `differing_fields`, `describe`,
+    `weights_change`).
 
 The names below are the package's interface: `from ganad_jax import configs;
 configs.base_config()`.
@@ -39,3 +40,4 @@ flatten = record.flatten
 run_record = record.run_record
 differing_fields = record.differing_fields
 describe = record.describe
+weights_change = record.weights_change

@@ -15,6 +15,11 @@ given step: the run's length (step s's batch and key depend only on (seed, s),
 so a longer run extends the same trajectory), what is done after training (the
 threshold quantile) and where the data are read from (the checkpoint records a
 digest of the data training saw, which must match).
+
+What no config field shows, the content of a pretrained weight file, is
+compared apart: checkpoints and results.json record the file's SHA-256, the
+backbone and the input normalisation (`methods.backbone.weights_record`), and
+`weights_change` names what differs, the file and both digests.
 """
 
 import json
@@ -64,3 +69,27 @@ def describe(record: dict, names: list[str]) -> str:
       return v[:12] + "..."
     return json.dumps(v)
   return ", ".join(f"{name}={value(name)}" for name in names)
+
+
+def weights_change(saved: dict | None, current: dict | None) -> str | None:
+  """What differs between two pretrained-weights records, or None if they compute the same.
+
+  A record is `methods.backbone.weights_record`'s (None: no pretrained
+  weights); all but its "file" must be equal. The text names the file and
+  both SHA-256 digests: "pretrained weights /w/my.pth of SHA-256 <saved>;
+  this run's /w/my.pth has SHA-256 <current>".
+  """
+  drop_file = lambda r: r and {k: v for k, v in r.items() if k != "file"}
+  if drop_file(saved) == drop_file(current):
+    return None
+  if current is None:
+    return f"pretrained weights {saved['file']} (SHA-256 {saved['sha256']}); this run uses none"
+  if saved is None:
+    return (f"no record of pretrained weights (older ganad_jax, or none used); this run uses "
+            f"{current['file']} of SHA-256 {current['sha256']}")
+  parts = [f"{k}={json.dumps(saved[k])}; this run has {k}={json.dumps(current[k])}"
+           for k in ("backbone", "normalization") if saved.get(k) != current.get(k)]
+  if saved.get("sha256") != current.get("sha256"):
+    parts.insert(0, f"pretrained weights {saved['file']} of SHA-256 {saved['sha256']}; this "
+                    f"run's {current['file']} has SHA-256 {current['sha256']}")
+  return "; ".join(parts)

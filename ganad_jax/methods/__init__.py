@@ -4,6 +4,7 @@ import functools
 
 from ganad_jax.methods import ae
 from ganad_jax.methods import anogan
+from ganad_jax.methods import backbone
 from ganad_jax.methods import base
 from ganad_jax.methods import egbad
 from ganad_jax.methods import gaussian
@@ -49,6 +50,23 @@ def check_config(config) -> None:
                      f"choose one of {', '.join(NAMES)}.")
   if config.method in _CONFIG_CHECKS:
     _CONFIG_CHECKS[config.method](config)
+
+
+# Methods that compute with the pretrained backbone of `config.pretrained`, when.
+_USES_BACKBONE = {
+    "padim": lambda config: True,
+    "gaussian": lambda config: config.gaussian.features == "pretrained",
+}
+
+
+def weights_record(config) -> dict | None:
+  """`backbone.weights_record` of the run's pretrained weights; None if it uses none.
+
+  Raises:
+    ValueError: as `backbone.weights_record` (no weights, a bad normalisation).
+  """
+  uses = _USES_BACKBONE.get(config.method)
+  return backbone.weights_record(config.pretrained) if uses and uses(config) else None
 
 
 def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
