@@ -26,14 +26,15 @@ from ganad_jax import ensemble
 from ganad_jax import methods
 from ganad_jax import runner
 from ganad_jax.methods import base
+from ganad_jax.methods import runs
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a workdir was trained with (its `config.json`), checked against the base.
+  """The config a workdir was trained with (its `config.json`), checked against its method's.
 
   Raises:
     FileNotFoundError: `workdir/config.json` does not exist.
-    ValueError: it holds a field that `configs.base_config()` does not have.
+    ValueError: it holds a field that no config has (`config_from_dict`).
   """
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
@@ -47,24 +48,16 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def config_from_dict(values: dict, source: str = "config.json") -> ml_collections.ConfigDict:
-  """A config from its `to_dict()` / JSON form, every field checked against the base.
+  """A config from its `to_dict()` / JSON form, every field checked against its method's.
+
+  The sections of other methods that config.json files written before a config
+  held its own method's sections only are skipped (`configs.from_dict`).
 
   Raises:
-    ValueError: a field of `values` (read from `source`) is not a known config field.
+    ValueError: an unknown method, or a field of `values` (read from `source`)
+      that no config has.
   """
-  config = configs.base_config()
-  _update(config, values, "config", source)
-  return config
-
-
-def _update(config, values: dict, prefix: str, source: str = "config.json") -> None:
-  for key, value in values.items():
-    if key not in config:
-      raise ValueError(f"{prefix}.{key} in {source} is not a known config field.")
-    if isinstance(config[key], ml_collections.ConfigDict):
-      _update(config[key], value, f"{prefix}.{key}", source)
-    else:
-      config[key] = tuple(value) if isinstance(value, list) else value
+  return configs.from_dict(values, source)
 
 
 def _members_text(members: ensemble.Members) -> str:
@@ -151,7 +144,7 @@ def restore(workdir: str, input_shape, member: int | None = None,
   if config is None:
     config = load_config(workdir)
   input_shape = tuple(input_shape)
-  run = runner.build(config, input_shape, restore=restore)
+  run = runner.build(config, input_shape)
   if run.patch is not None:  # Its nets take crops; only `runner.score` tiles and stitches.
     raise ValueError(f"workdir {workdir!r} was trained with the patch protocol (patch.size="
                      f"{run.patch.size}): restoring it to score whole images is not supported; "
@@ -179,8 +172,11 @@ def restore(workdir: str, input_shape, member: int | None = None,
     return Trained(config, run.method, state, step, run.keys.score, members, None)
   member = int(member)
   single = ensemble.member_config(config, members.seeds[member], members.points[member])
-  return Trained(single, methods.make(single, input_shape, restore), ensemble.member_state(state, member),
+  return Trained(single, methods.make(single, input_shape), ensemble.member_state(state, member),
                  step, runner.root_keys(members.seeds[member]).score, None, member)
+
+
+runs.provide(restore)  # The Gaussian's features='workdir' read a run through it.
 
 
 class IncompatibleResultsError(ValueError):

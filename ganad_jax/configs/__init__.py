@@ -33,6 +33,7 @@ validate = schema.validate
 from_dict = schema.from_dict
 with_method = schema.with_method
 METHOD_NAMES = methods.NAMES
+is_foreign_field = methods.is_foreign
 set_field = dotted.set_field
 parse_arg = files.parse_arg
 sibling_config = files.sibling_config

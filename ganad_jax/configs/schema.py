@@ -133,7 +133,7 @@ def _check_fields(config, reference, prefix, method):
     if key not in reference:
       if methods.is_foreign(name, method):
         raise ValueError(
-            f"config.{name} is a field of method {' / '.join(methods.owners(name))}, not of "
+            f"config.{name} belongs to method {' / '.join(methods.owners(name))}, not to "
             f"config.method={method!r}: a config holds its own method's sections only. "
             "Remove it, or build the config for that method.")
       where = f"config.{prefix[:-1]}" if prefix else "config"
