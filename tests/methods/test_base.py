@@ -5,9 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ganad_jax import configs
 from ganad_jax import methods
 from configs import test as test_config
 import helpers
+
+
+def test_every_method_registers_its_config():
+  assert methods.NAMES == configs.METHOD_NAMES  # configs/methods/<name>.py for each.
 
 
 def test_unknown_method_is_named():
