@@ -114,7 +114,8 @@ def ensemble_run_config(method, steps=3, seeds=(), grid=(), **overrides):
   """configs/test.py for `method`, `steps` steps, ensemble `seeds` x `grid`, and `overrides`."""
   config = test_config.get_config(f"method={method}")
   config.train.num_steps = steps
-  config.anogan.search.steps = 3
+  if "anogan" in config:  # AnoGAN's and EGBAD's latent search.
+    config.anogan.search.steps = 3
   config.ensemble.seeds, config.ensemble.grid = seeds, grid
   config.update_from_flattened_dict(overrides)
   return config

@@ -136,7 +136,6 @@ def test_member_equals_the_single_run_with_its_seed_and_point(method, grid, memb
 def _command(workdir):
   """The CLI run of `helpers.ae_ensemble_config()` (the same config: results.json records it)."""
   return harness.script("train.py", "--config=configs/test.py", f"--workdir={workdir}",
-                        "--config.anogan.search.steps=3",
                         *(f"--config.{k}={v}" for k, v in helpers.ENSEMBLE_OVERRIDES.items()))
 
 
