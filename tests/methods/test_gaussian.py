@@ -181,7 +181,7 @@ def test_workdir_errors(tmp_path, monkeypatch):
   def make(workdir, net="encoder"):
     return methods.make(helpers.method_config("gaussian", gaussian__features="workdir",
                                               gaussian__workdir=workdir, gaussian__net=net),
-                        VECTOR, restore=restore)
+                        VECTOR)
 
   with pytest.raises(ValueError, match="not a ganad_jax workdir"):
     make(str(tmp_path / "missing"))
