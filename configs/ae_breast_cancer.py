@@ -20,8 +20,7 @@ from ganad_jax import configs
 
 def get_config(arg: str | None = None):
   configs.parse_arg(arg)  # Takes no argument.
-  config = configs.base_config()
-  config.method = "ae"
+  config = configs.base_config("ae")
   configs.breast_cancer_table(config)
   config.model.nz = 8
   config.optim.lr = 1e-3

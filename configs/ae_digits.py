@@ -13,8 +13,7 @@ from ganad_jax import configs
 
 def get_config(arg: str | None = None):
   configs.parse_arg(arg)  # Takes no argument.
-  config = configs.base_config()
-  config.method = "ae"
+  config = configs.base_config("ae")
   configs.digits_anomaly_class(config)  # Digit 0; see --config.data.class_index above.
   config.model.nz = 32
   config.model.base_features = 32

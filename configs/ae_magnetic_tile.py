@@ -14,8 +14,7 @@ DEFAULT_PATH = configs.shared_data_path(__file__, "magnetic_tile")
 
 def get_config(arg: str | None = None):
   configs.parse_arg(arg)  # Takes no argument.
-  config = configs.base_config()
-  config.method = "ae"
+  config = configs.base_config("ae")
   configs.magnetic_tile_folder(config, DEFAULT_PATH)
   config.model.base_features = 32
   config.train.batch_size = 32

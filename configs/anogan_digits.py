@@ -23,8 +23,7 @@ from ganad_jax import configs
 
 def get_config(arg: str | None = None):
   args = configs.parse_arg(arg, digit=0)
-  config = configs.base_config()
-  config.method = "anogan"
+  config = configs.base_config("anogan")
   configs.digits_anomaly_class(config, args.digit)
   config.model.base_features = 32
   config.train.num_epochs = 25.0

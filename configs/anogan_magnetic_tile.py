@@ -27,8 +27,7 @@ DEFAULT_PATH = configs.shared_data_path(__file__, "magnetic_tile")
 
 def get_config(arg: str | None = None):
   args = configs.parse_arg(arg, path=DEFAULT_PATH)
-  config = configs.base_config()
-  config.method = "anogan"
+  config = configs.base_config("anogan")
   configs.magnetic_tile_folder(config, args.path)
   config.model.base_features = 32
   config.train.num_epochs = 100.0

@@ -21,8 +21,7 @@ from ganad_jax import configs
 
 def get_config(arg: str | None = None):
   configs.parse_arg(arg)  # Takes no argument.
-  config = configs.base_config()
-  config.method = "egbad"
+  config = configs.base_config("egbad")
   configs.breast_cancer_table(config)
   config.model.nz = 8
   config.egbad.ema_decay = 0.99

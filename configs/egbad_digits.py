@@ -26,8 +26,7 @@ from ganad_jax import configs
 def get_config(arg: str | None = None):
   # configs/ae_digits.py's settings (those of docs/results/digits.md) but the budget.
   args = configs.parse_arg(arg, digit=0)
-  config = configs.sibling_config(__file__, "ae_digits")
-  config.method = "egbad"
+  config = configs.with_method(configs.sibling_config(__file__, "ae_digits"), "egbad")
   config.data.class_index = args.digit
   config.train.num_steps = 3000
   return config

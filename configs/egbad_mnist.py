@@ -41,8 +41,7 @@ def get_config(arg: str | None = None):
   args = configs.parse_arg(arg, digit=0, budget="reference")
   if args.budget not in ("reference", "short"):
     raise ValueError(f"budget must be 'reference' or 'short'; got {args.budget!r}.")
-  config = configs.base_config()
-  config.method = "egbad"
+  config = configs.base_config("egbad")
   config.data.source = "idx"
   config.data.path = DEFAULT_PATH
   config.data.class_index = args.digit

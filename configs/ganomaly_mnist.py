@@ -29,8 +29,7 @@ DEFAULT_PATH = configs.shared_data_path(__file__, "mnist")
 
 def get_config(arg: str | None = None):
   args = configs.parse_arg(arg, digit=0)
-  config = configs.base_config()
-  config.method = "ganomaly"
+  config = configs.base_config("ganomaly")
   config.data.source = "idx"
   config.data.path = DEFAULT_PATH
   config.data.class_index = args.digit

@@ -16,7 +16,6 @@ from ganad_jax import configs
 
 def get_config(arg: str | None = None):
   configs.parse_arg(arg)  # Takes no argument.
-  config = configs.base_config()
-  config.method = "gaussian"  # On features "pixels": the rows themselves.
+  config = configs.base_config("gaussian")  # On features "pixels": the rows themselves.
   configs.breast_cancer_table(config)
   return config

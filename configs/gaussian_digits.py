@@ -18,8 +18,7 @@ from ganad_jax import configs
 
 def get_config(arg: str | None = None):
   args = configs.parse_arg(arg, workdir="")
-  config = configs.base_config()
-  config.method = "gaussian"
+  config = configs.base_config("gaussian")
   configs.digits_anomaly_class(config)  # Digit 0; see --config.data.class_index above.
   if args.workdir:
     config.gaussian.features = "workdir"  # Its net "encoder".

@@ -17,8 +17,7 @@ from ganad_jax import configs
 
 def get_config(arg: str | None = None):
   configs.parse_arg(arg)  # Takes no argument.
-  config = configs.sibling_config(__file__, "ae_magnetic_tile")
-  config.method = "gaussian"
+  config = configs.with_method(configs.sibling_config(__file__, "ae_magnetic_tile"), "gaussian")
   config.data.image_size = 256
   config.gaussian.features = "pretrained"
   config.gaussian.select_levels = 1

@@ -18,8 +18,7 @@ from ganad_jax import configs
 
 def get_config(arg: str | None = None):
   configs.parse_arg(arg)  # Takes no argument.
-  config = configs.sibling_config(__file__, "ae_magnetic_tile")
-  config.method = "padim"
+  config = configs.with_method(configs.sibling_config(__file__, "ae_magnetic_tile"), "padim")
   config.data.image_size = 256
   config.pretrained.backbone = "efficientnet-lite2"
   config.padim.layers = ("stage3", "stage4", "stage5")

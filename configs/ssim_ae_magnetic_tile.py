@@ -13,6 +13,5 @@ from ganad_jax import configs
 def get_config(arg: str | None = None):
   configs.parse_arg(arg)  # Takes no argument.
   # configs/ae_magnetic_tile.py with the SSIM loss: the same nets, data and budget.
-  config = configs.sibling_config(__file__, "ae_magnetic_tile")
-  config.method = "ssim_ae"
+  config = configs.with_method(configs.sibling_config(__file__, "ae_magnetic_tile"), "ssim_ae")
   return config

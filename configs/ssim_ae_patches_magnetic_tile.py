@@ -16,6 +16,6 @@ from ganad_jax import configs
 
 def get_config(arg: str | None = None):
   configs.parse_arg(arg)  # Takes no argument.
-  config = configs.sibling_config(__file__, "ae_patches_magnetic_tile")
-  config.method = "ssim_ae"
+  config = configs.with_method(configs.sibling_config(__file__, "ae_patches_magnetic_tile"),
+                               "ssim_ae")
   return config

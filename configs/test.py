@@ -8,8 +8,7 @@ from ganad_jax import configs
 
 def get_config(arg: str | None = None):
   args = configs.parse_arg(arg, method="ae")
-  config = configs.base_config()
-  config.method = args.method
+  config = configs.base_config(args.method)
   config.data.image_size = 16
   config.data.max_per_class = 20
   config.model.nz = 4
@@ -21,8 +20,15 @@ def get_config(arg: str | None = None):
   config.train.checkpoint_every = 3
   config.train.image_grid_size = 4
   config.eval.batch_size = 64
-  config.ssim.window = 7
-  config.egbad.g_widths, config.egbad.e_widths, config.egbad.d_widths = (8,), (8,), (8,)
-  config.egbad.d_z_features, config.egbad.d_joint_features = 8, 8
-  config.vae.num_score_samples = 4
+  for name, value in _TINY.get(args.method, {}).items():
+    configs.set_field(config, name, value, "configs/test.py:")
   return config
+
+
+# The smallest settings of the methods' own sections (a config holds its method's only).
+_TINY = {
+    "ssim_ae": {"ssim.window": 7},
+    "egbad": {"egbad.g_widths": (8,), "egbad.e_widths": (8,), "egbad.d_widths": (8,),
+              "egbad.d_z_features": 8, "egbad.d_joint_features": 8},
+    "vae": {"vae.num_score_samples": 4},
+}

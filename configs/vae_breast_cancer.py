@@ -19,6 +19,5 @@ from ganad_jax import configs
 def get_config(arg: str | None = None):
   configs.parse_arg(arg)  # Takes no argument.
   # configs/ae_breast_cancer.py's data, widths, optimiser and budget.
-  config = configs.sibling_config(__file__, "ae_breast_cancer")
-  config.method = "vae"
+  config = configs.with_method(configs.sibling_config(__file__, "ae_breast_cancer"), "vae")
   return config

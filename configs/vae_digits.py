@@ -16,7 +16,6 @@ from ganad_jax import configs
 def get_config(arg: str | None = None):
   # configs/ae_digits.py's settings, those of docs/results/digits.md.
   args = configs.parse_arg(arg, digit=0)
-  config = configs.sibling_config(__file__, "ae_digits")
-  config.method = "vae"
+  config = configs.with_method(configs.sibling_config(__file__, "ae_digits"), "vae")
   config.data.class_index = args.digit
   return config

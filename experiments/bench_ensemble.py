@@ -55,8 +55,7 @@ _JSON_OUT = flags.DEFINE_string("json_out", None, "Write the numbers to this JSO
 
 
 def _config(method: str, k: int | None):
-  config = configs.base_config()
-  config.method = method
+  config = configs.base_config(method)
   config.model.nz, config.model.base_features = _NZ.value, _BASE.value
   config.train.batch_size = _BATCH.value
   config.eval.batch_size = _BATCH.value

@@ -148,8 +148,7 @@ def run_pyod(x: np.ndarray) -> dict:
 def main(argv):
   del argv
   tabular = FLAGS.features > 0
-  config = configs.base_config()
-  config.method = "anogan"
+  config = configs.base_config("anogan")
   config.model.nz = FLAGS.nz
   config.model.base_features = FLAGS.base_features
   config.anogan.g_widths = tuple(int(w) for w in FLAGS.g_widths)

@@ -120,8 +120,7 @@ print(json.dumps({"seconds": times, "torch": torch.__version__, "anomalib": anom
 
 
 def time_ganad_jax() -> dict:
-  config = configs.base_config()
-  config.method = FLAGS.method
+  config = configs.base_config(FLAGS.method)
   config.model.nz = FLAGS.nz
   config.model.base_features = FLAGS.base_features
   config.compute_dtype = FLAGS.compute_dtype

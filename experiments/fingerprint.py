@@ -53,7 +53,7 @@ def _config(method: str):
   if method == "ensemble":
     config.ensemble.seeds = (0, 1)
   else:
-    config.method = method
+    config = configs.with_method(config, method)
   if method == "anogan":
     config.anogan.search.steps, config.anogan.search.lr = 10, 0.05
   if method == "padim":

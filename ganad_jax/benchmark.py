@@ -14,6 +14,7 @@ import time
 from absl import logging
 import ml_collections
 
+from ganad_jax import configs
 from ganad_jax import reporting
 from ganad_jax import tables
 from ganad_jax import train
@@ -28,6 +29,11 @@ def run_grid(config: ml_collections.ConfigDict, methods: list[str], classes: lis
              seeds: list[int], root: str, overwrite: bool = False) -> list[dict]:
   """Trains and scores every (method, class, seed); `classes=None` keeps config.data's class.
 
+  Each method's config is `configs.with_method(config, method)`: the shared
+  sections of `config`, and the method's own sections as `config` has them
+  (when it is built for that method, or one that reads the same sections),
+  else at their defaults.
+
   Every run's workdir is checked before any training: a finished run is reused
   only when made with this run's config (`workdir.finished_results`: equal but for
   `configs.RESULT_NEUTRAL_FIELDS`); one made with another config raises
@@ -38,8 +44,8 @@ def run_grid(config: ml_collections.ConfigDict, methods: list[str], classes: lis
   for method in methods:
     for class_index in classes if classes is not None else [None]:
       for seed in seeds:
-        run_config = ml_collections.ConfigDict(config.to_dict())
-        run_config.method, run_config.seed = method, seed
+        run_config = configs.with_method(config, method)  # Its own sections, see there.
+        run_config.seed = seed
         if class_index is not None:
           run_config.data.class_index = class_index
         class_label = "all" if class_index is None else str(class_index)

@@ -20,7 +20,8 @@ also holds `run`: every config field except `configs.RESUME_NEUTRAL_FIELDS`,
 and the SHA-256 of the data training sees (`data_sha256`); each differing
 field is named ("was written for data.class_index=0, seed=0; this run has
 data.class_index=3, seed=1"), and a checkpoint without a `run` record (older
-ganad_jax) is refused. Readers that only score (`workdir.restore`) check
+ganad_jax) is refused. A `run` record written when every config held every
+method's sections is compared on this run's method's fields. Readers that only score (`workdir.restore`) check
 the model part.
 """
 
@@ -163,11 +164,15 @@ def check_compatible(path: str, saved: dict, meta: dict) -> None:
         f"Checkpoint {path} has no record of the data, seed and settings it was trained with "
         "(written by an older ganad_jax), so this run cannot be checked against it. "
         "Use a fresh --workdir.")
-  fields = configs.differing_fields(saved["run"], meta["run"])
+  # Records written when a config held every method's sections: only this
+  # method's count (configs/methods/).
+  saved_run = {k: v for k, v in saved["run"].items()
+               if not configs.is_foreign_field(k, meta["method"])}
+  fields = configs.differing_fields(saved_run, meta["run"])
   if len(fields) > 1 and "data_sha256" in fields:
     fields.remove("data_sha256")  # Other data settings: the digest differs as a consequence.
   if fields:
     raise IncompatibleCheckpointError(
-        f"Checkpoint {path} was written for {configs.describe(saved['run'], fields)}; "
+        f"Checkpoint {path} was written for {configs.describe(saved_run, fields)}; "
         f"this run has {configs.describe(meta['run'], fields)}. "
         "Use a fresh --workdir, or the config that wrote it.")

@@ -44,6 +44,8 @@ from absl import logging
 import ml_collections
 from ml_collections.config_flags import config_flags
 
+from ganad_jax import configs
+
 INPUT_ERRORS = (ValueError, FloatingPointError, FileNotFoundError, NotADirectoryError,
                 IsADirectoryError, PermissionError)
 _PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
@@ -101,7 +103,25 @@ def _unknown_override(error: BaseException, argv) -> str | None:
   hint = re.search(r'Did you mean "([^"]+)"', text)
   return (f"{flag}: unknown config field {name!r}"
           + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
-          + "; ganad_jax/configs/ lists every field.")
+          + (_other_method(name) or "; ganad_jax/configs/ lists every field."))
+
+
+def _other_method(section: str) -> str | None:
+  """Why a config lacks `section` when it is another method's, or None."""
+  owners = configs.methods.owners(section)
+  if not owners:
+    return None
+  return (f": {section!r} is a section of method {' / '.join(owners)}, and a config holds its "
+          "own method's sections only; choose the method where the config is built (e.g. "
+          f"--config=configs/test.py:method={owners[0]})")
+
+
+def _missing_section(error: BaseException) -> str:
+  """Why a config file's KeyError / AttributeError names no field of its config, or ""."""
+  if not isinstance(error, (KeyError, AttributeError)):
+    return ""
+  match = re.fullmatch(r"[A-Za-z_]\w*", one_line(error).strip("'\"\\"))
+  return (match and _other_method(match.group(0)) or "").removeprefix(": ")
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -151,8 +171,10 @@ def _describe_load_error(flag: str, arg: str, error: BaseException,
   frame, lineno = next(((f, n) for f, n in reversed(frames)  # The config's line (or a sibling's).
                         if os.path.dirname(os.path.abspath(f.f_code.co_filename)) == config_dir),
                        (frame, lineno))
+  reason = _missing_section(error)
   return (f"{given}: the config file raised {type(error).__name__}: {one_line(error)} "
-          f"({_shown(frame.f_code.co_filename)} line {lineno}, in {frame.f_code.co_name}).")
+          f"({_shown(frame.f_code.co_filename)} line {lineno}, in {frame.f_code.co_name})"
+          + (f"; {reason}." if reason else "."))
 
 
 def config_file_error(error: BaseException) -> str | None:

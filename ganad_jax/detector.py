@@ -65,10 +65,11 @@ def make_config(method: str | None = None, config=None, **overrides) -> ml_colle
   Args:
     method: `config.method`; None keeps the config's method, or "ganomaly"
       when `config` is None or a mapping.
-    config: None (the defaults of `configs.base_config()`), a full
+    config: None (the defaults of `configs.base_config(method)`), a full
       `ConfigDict` (e.g. `configs/ae_digits.py`'s `get_config()`; copied, not
-      modified), or a mapping of dotted field names to values applied to the
-      defaults, e.g. `{"train.num_steps": 100}`.
+      modified; with another `method`, `configs.with_method` gives it that
+      method's sections), or a mapping of dotted field names to values applied
+      to the defaults, e.g. `{"train.num_steps": 100}`.
     **overrides: `section__field=value` keyword arguments, the dot written as a
       double underscore (scikit-learn's convention for nested parameters),
       e.g. `train__num_steps=100`, `model__mlp_widths=(8, 4)`; applied last.
@@ -85,8 +86,7 @@ def make_config(method: str | None = None, config=None, **overrides) -> ml_colle
   if config is None or isinstance(config, dict) and not isinstance(config,
                                                                     ml_collections.ConfigDict):
     mapping = dict(config or {})
-    base = configs.base_config()
-    base.method = DEFAULT_METHOD
+    base = configs.base_config(method or DEFAULT_METHOD)
     for name, value in mapping.items():
       configs.set_field(base, name, value, "Config mapping key")
   elif isinstance(config, ml_collections.ConfigDict):
@@ -94,8 +94,8 @@ def make_config(method: str | None = None, config=None, **overrides) -> ml_colle
   else:
     raise TypeError(f"config must be None, an ml_collections.ConfigDict or a dict of dotted "
                     f"names; got {type(config).__name__}.")
-  if method is not None:
-    base.method = method
+  if method is not None and method != base.method:
+    base = configs.with_method(base, method)
   for name, value in overrides.items():
     configs.set_field(base, name.replace("__", "."), value, f"Keyword {name}:")
   configs.validate(base)

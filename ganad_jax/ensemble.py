@@ -161,8 +161,7 @@ def _same_program(a, b) -> bool:
       x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a[1], b[1]))
 
 
-def check_vmappable(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
-                    restore=None) -> None:
+def check_vmappable(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) -> None:
   """Raises ValueError naming any grid field that is more than a value in the state.
 
   For each axis, the method built at each of its values must give the state the
@@ -175,7 +174,7 @@ def check_vmappable(config: ml_collections.ConfigDict, input_shape: tuple[int, .
   batch = jax.ShapeDtypeStruct((2, *input_shape), jnp.float32)
 
   def signature(point):
-    method = methods.make(member_config(config, 0, point), input_shape, restore)
+    method = methods.make(member_config(config, 0, point), input_shape)
     state = jax.eval_shape(method.init, key, batch)
     shapes = jax.tree_util.tree_flatten_with_path(state)
     programs = {}
@@ -206,10 +205,8 @@ def check_vmappable(config: ml_collections.ConfigDict, input_shape: tuple[int, .
 
 
 def make(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
-         members: Members, restore=None) -> base.Method:
+         members: Members) -> base.Method:
   """The stacked method of an ensemble: every function vmapped over the member axis.
-
-  `restore` goes to `methods.make`.
 
   Returns:
     A Method whose
@@ -220,10 +217,10 @@ def make(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
         member scores the same batch;
       fit (closed-form methods): each member fitted on its own, host side.
   """
-  check_vmappable(config, input_shape, restore)
+  check_vmappable(config, input_shape)
   point_methods = [methods.make(member_config(config, members.seeds[g * members.num_seeds],
                                               members.points[g * members.num_seeds]),
-                                input_shape, restore)
+                                input_shape)
                    for g in range(members.num_points)]
   first = point_methods[0]
   seeds_per_point = members.num_seeds

@@ -339,7 +339,7 @@ def search(generate_fn: GenerateFn, feature_fn: FeatureFn | None, x: Array, key:
     x: (N, ...) query samples (images (N, H, W, C) or vectors (N, F)).
     key: PRNG key for random starting points; each sample uses
       `fold_in(key, content_hash(x_i))`, so results do not depend on order.
-    config: an `anogan.search` section (`configs.methods.search_config`).
+    config: an `anogan.search` section (`configs.methods.anogan.search_config`).
     latent_dim: size of z.
     z_init_fn: x (M, ...) -> z (M, latent_dim) warm start, for init='encoder'.
     hparams: optional {"lam": ..., "lr": ...} scalars (Python or traced, e.g.

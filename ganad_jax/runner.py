@@ -183,7 +183,7 @@ class Run(NamedTuple):
 
 
 def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None = None,
-          data_sha256: str | None = None, restore=None) -> Run:
+          data_sha256: str | None = None) -> Run:
   """The method (stacked for an ensemble), keys, mesh and checkpoint record of a run.
 
   Args:
@@ -194,7 +194,6 @@ def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None 
       whose split is smaller than `config.train.batch_size` inits on them all.
     data_sha256: a training run's `data_digest`, for the checkpoint record
       (`checkpoint_meta`).
-    restore: `workdir.restore`, for `methods.make` (a Gaussian on another run).
 
   Raises:
     ValueError: from `ensemble.plan` / `ensemble.make` (a bad seed or grid
@@ -213,9 +212,9 @@ def build(config: ml_collections.ConfigDict, input_shape, num_train: int | None 
   members = ensemble.plan(config)
   with _crops_named(protocol, input_shape):
     if members is None:
-      method = methods.make(config, net_shape, restore)
+      method = methods.make(config, net_shape)
     else:
-      method = ensemble.make(config, net_shape, members, restore)
+      method = ensemble.make(config, net_shape, members)
   if protocol is not None and method.fit is not None:
     method = method._replace(fit=_tiled_fit(method.fit, protocol))
   if members is None:

@@ -59,10 +59,17 @@ def label(setting: Setting) -> str:
 
 def setting_config(config: ml_collections.ConfigDict,
                    setting: Setting) -> ml_collections.ConfigDict:
-  """A copy of `config` with the setting's fields set (each checked to exist and fit)."""
+  """A copy of `config` with the setting's fields set (each checked to exist and fit).
+
+  A `method` axis is set first, by `configs.with_method` (the config then holds
+  that method's sections, so that the other axes may name their fields).
+  """
   out = ml_collections.ConfigDict(config.to_dict())
   grid_names = {entry[0] for entry in config.ensemble.grid}
-  for name, value in setting:
+  for name, value in sorted(setting, key=lambda entry: entry[0] != "method"):
+    if name == "method":
+      out = configs.with_method(out, value)
+      continue
     if name in grid_names:
       raise ValueError(f"Sweep axis {name!r} is also in config.ensemble.grid; use one of them.")
     configs.set_field(out, name, value, "Sweep axis")

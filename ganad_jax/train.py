@@ -44,7 +44,9 @@ from ganad_jax import reporting
 from ganad_jax import runner
 from ganad_jax import scoring
 from ganad_jax import sharding
-from ganad_jax import workdir as workdir_lib
+# Imported for its reader of trained runs (`methods.runs`): a Gaussian on
+# features='workdir' trains from another run's nets.
+from ganad_jax import workdir as workdir_lib  # pylint: disable=unused-import
 
 
 def num_train_steps(config, num_examples: int) -> int:
@@ -182,7 +184,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   t_start = time.perf_counter()
   num_train = len(splits.train.x)
   run = runner.build(config, splits.train.x.shape[1:], num_train,
-                     data_sha256=runner.data_digest(splits), restore=workdir_lib.restore)
+                     data_sha256=runner.data_digest(splits))
   if num_train < run.batch_size:
     raise ValueError(f"The training split has {num_train} normal samples, fewer "
                      f"than config.train.batch_size={run.batch_size}.")

@@ -25,18 +25,20 @@ import numpy as np
 from ganad_jax import checkpoints
 from ganad_jax import configs
 from ganad_jax import ensemble
+from ganad_jax import methods
 from ganad_jax import runner
 from ganad_jax import scoring
 from ganad_jax import sharding
 from ganad_jax.methods import base
+from ganad_jax.methods import runs
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a workdir was trained with (its `config.json`), checked against the base.
+  """The config a workdir was trained with (its `config.json`), checked against its method's.
 
   Raises:
     FileNotFoundError: `workdir/config.json` does not exist.
-    ValueError: it holds a field that `configs.base_config()` does not have.
+    ValueError: it holds a field that no config has (`config_from_dict`).
   """
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
@@ -50,24 +52,16 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def config_from_dict(values: dict, source: str = "config.json") -> ml_collections.ConfigDict:
-  """A config from its `to_dict()` / JSON form, every field checked against the base.
+  """A config from its `to_dict()` / JSON form, every field checked against its method's.
+
+  The sections of other methods that config.json files written before a config
+  held its own method's sections only are skipped (`configs.from_dict`).
 
   Raises:
-    ValueError: a field of `values` (read from `source`) is not a known config field.
+    ValueError: an unknown method, or a field of `values` (read from `source`)
+      that no config has.
   """
-  config = configs.base_config()
-  _update(config, values, "config", source)
-  return config
-
-
-def _update(config, values: dict, prefix: str, source: str = "config.json") -> None:
-  for key, value in values.items():
-    if key not in config:
-      raise ValueError(f"{prefix}.{key} in {source} is not a known config field.")
-    if isinstance(config[key], ml_collections.ConfigDict):
-      _update(config[key], value, f"{prefix}.{key}", source)
-    else:
-      config[key] = tuple(value) if isinstance(value, list) else value
+  return configs.from_dict(values, source)
 
 
 def _members_text(members: ensemble.Members) -> str:
@@ -148,7 +142,7 @@ def restore(workdir: str, input_shape, member: int | None = None,
   if config is None:
     config = load_config(workdir)
   input_shape = tuple(input_shape)
-  run = runner.build(config, input_shape, restore=restore)
+  run = runner.build(config, input_shape)
   members = run.members
   if members is None and member is not None:
     raise ValueError(f"member={member}: workdir {workdir!r} is a single run, not an ensemble "
@@ -173,11 +167,14 @@ def restore(workdir: str, input_shape, member: int | None = None,
                    scoring.Scorer(run, config.eval.batch_size, state_sharding))
   member = int(member)
   single = ensemble.member_config(config, members.seeds[member], members.points[member])
-  single_run = runner.build(single, input_shape, restore=restore)
+  single_run = runner.build(single, input_shape)
   single_state = ensemble.member_state(state, member)
   single_sharding = sharding.state_sharding(single_run.mesh, single_state, False)
   return Trained(single, single_run, sharding.reshard(single_state, single_sharding), step,
                  member, scoring.Scorer(single_run, single.eval.batch_size, single_sharding))
+
+
+runs.provide(restore)  # The Gaussian's features='workdir' read a run through it.
 
 
 class IncompatibleResultsError(ValueError):

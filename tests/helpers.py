@@ -114,7 +114,8 @@ def ensemble_run_config(method, steps=3, seeds=(), grid=(), **overrides):
   """configs/test.py for `method`, `steps` steps, ensemble `seeds` x `grid`, and `overrides`."""
   config = test_config.get_config(f"method={method}")
   config.train.num_steps = steps
-  config.anogan.search.steps = 3
+  if "anogan" in config:  # AnoGAN's and EGBAD's latent search.
+    config.anogan.search.steps = 3
   config.ensemble.seeds, config.ensemble.grid = seeds, grid
   config.update_from_flattened_dict(overrides)
   return config
@@ -182,8 +183,8 @@ VECTOR = (10,)
 
 def method_config(method, search_steps=0, **updates):
   config = test_config.get_config(f"method={method}")
-  config.egbad.search_steps = search_steps
-  config.anogan.search.lam = 0.1
+  if method == "egbad":
+    config.egbad.search_steps = search_steps
   for name, value in updates.items():
     section, field = name.split("__")
     config[section][field] = value
@@ -243,8 +244,7 @@ SMALL_IMAGE = (8, 8, 1)  # Skip-GANomaly with the patch discriminator only.
 
 
 def gan_config(method, discriminator="dcgan", reinit=1e-5, patch_layers=2):
-  config = configs.base_config()
-  config.method = method
+  config = configs.base_config(method)
   config.model.nz, config.model.base_features, config.model.mlp_widths = 4, 4, (8, 4)
   config.model.discriminator, config.model.patch_layers = discriminator, patch_layers
   config[method].reinit_d_below = reinit
@@ -289,8 +289,7 @@ PRETRAINED_SHAPE = (32, 32, 1)
 
 def pretrained_config(method, weights, name="efficientnet-lite0", **updates):
   """A `method` config on the `weights` fixture's backbone `name` at a 32 x 32 input."""
-  config = configs.base_config()
-  config.method = method
+  config = configs.base_config(method)
   config.pretrained.backbone = name
   config.pretrained.weights = weights[name]
   config.pretrained.input_size = 32

@@ -69,13 +69,16 @@ def accelerator_backend(monkeypatch):
 
 def _config(method: str, variant: str, weights: dict[str, str]):
   """configs/test.py for `method` in `variant`, on the fixture's random Lite0 weights."""
-  config = test_config.get_config(f"method={method}")
-  config.egbad.search_steps = 2  # EGBAD's score also runs the encoder-warm-started search.
-  config.anogan.search.steps = 2  # A scan: its length does not change the program.
-  config.pretrained.backbone = "efficientnet-lite0"
-  config.pretrained.weights = weights["efficientnet-lite0"]
-  config.pretrained.input_size = 32
-  config.pretrained.cache_dir = ""
+  config = test_config.get_config(f"method={method}")  # Its own method's sections only.
+  if "egbad" in config:
+    config.egbad.search_steps = 2  # EGBAD's score also runs the encoder-warm-started search.
+  if "anogan" in config:
+    config.anogan.search.steps = 2  # A scan: its length does not change the program.
+  if "pretrained" in config:
+    config.pretrained.backbone = "efficientnet-lite0"
+    config.pretrained.weights = weights["efficientnet-lite0"]
+    config.pretrained.input_size = 32
+    config.pretrained.cache_dir = ""
   if variant == "single":
     config.mesh.devices = 1  # One accelerator ("auto" would take all 8 on a "gpu").
   else:

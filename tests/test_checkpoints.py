@@ -1,11 +1,13 @@
 """Tests of `checkpoints`: resumed only by the run that wrote them; corrupt and killed saves."""
 
 import glob
+import json
 import logging
 import os
 import shutil
 import traceback
 
+import ml_collections
 import pytest
 
 from ganad_jax import checkpoints
@@ -195,3 +197,21 @@ def test_resume_refuses_a_checkpoint_without_run_record(trained, tmp_path, no_tr
                      match=r"^Checkpoint .*/old/checkpoints/6 has no record of the data, seed "
                      r"and settings it was trained with \(written by an older ganad_jax\)"):
     train.train_and_evaluate(config, workdir)
+
+
+def test_a_run_record_with_every_methods_sections_resumes_the_same_run():
+  # Checkpoints written when a config held every method's sections record them
+  # all in `run`; only this method's fields count (tests/configs/old_layout/).
+  with open(os.path.join(os.path.dirname(__file__), "configs", "old_layout", "ssim_ae.json"),
+            encoding="utf-8") as f:
+    old = json.load(f)
+  config = helpers.tiny_config("ssim_ae")
+  meta = runner.checkpoint_meta(config, helpers.SHAPE, data_sha256="d" * 64)
+  old_run = dict(configs.run_record(ml_collections.ConfigDict(old),
+                                    configs.RESUME_NEUTRAL_FIELDS), data_sha256="d" * 64)
+  assert "padim.eps" in old_run and "padim.eps" not in meta["run"]
+  checkpoints.check_compatible("ckpt/6", dict(meta, run=old_run), meta)
+  old_run["ssim.window"] = 11
+  with pytest.raises(checkpoints.IncompatibleCheckpointError,
+                     match=r"was written for ssim.window=11; this run has ssim.window=7\."):
+    checkpoints.check_compatible("ckpt/6", dict(meta, run=old_run), meta)

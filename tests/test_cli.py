@@ -37,6 +37,9 @@ def refused(tmp_path_factory, shared_compilation_cache):
       "benchmark_bad_size": ["experiments/benchmark.py", "--config=configs/test.py",
                              "--config.data.image_size=39", "--methods=ae", "--classes=0",
                              "--seeds=0", f"--workdir={tmp}/e"],
+      "padim_eps": ["experiments/train.py", "--config=configs/test.py:method=padim",
+                    "--config.padim.eps=0", f"--workdir={tmp}/g"],
+      "other_method_override": train_py + ["--config.padim.eps=0.1", f"--workdir={tmp}/h"],
   }
   procs = {name: harness.start(args, env) for name, args in cases.items()}
   return {"tmp": tmp, **{name: harness.finish(proc) for name, proc in procs.items()}}
@@ -54,6 +57,11 @@ def refused(tmp_path_factory, shared_compilation_cache):
     ("benchmark_bad_size", "error: image_size must be a power of two"),
     ("missing_config", "error: --config=configs/no_such_config.py: config file not found (a "
                        "relative path is taken from the working directory, "),
+    ("padim_eps", "error: padim.eps=0.0 must be > 0: it is added to the covariance's diagonal"),
+    ("other_method_override", "error: --config.padim.eps: unknown config field 'padim': 'padim' "
+                              "is a section of method padim, and a config holds its own "
+                              "method's sections only; choose the method where the config is "
+                              "built (e.g. --config=configs/test.py:method=padim)"),
 ])
 def test_refused_input_is_one_line_without_traceback(refused, case, message):
   returncode, _, stderr = refused[case]
@@ -64,6 +72,9 @@ def test_refused_input_is_one_line_without_traceback(refused, case, message):
     assert "nonexistent/config.json not found" in harness.last_line(stderr)
   if case == "missing_config":  # Refused at flag parsing, before the workdir is made.
     assert not (refused["tmp"] / "f").exists()
+    assert stderr.count("error: ") == 1, stderr[-3000:]
+  if case in ("padim_eps", "other_method_override"):  # Refused before the workdir is made.
+    assert not (refused["tmp"] / {"padim_eps": "g", "other_method_override": "h"}[case]).exists()
     assert stderr.count("error: ") == 1, stderr[-3000:]
 
 
@@ -79,6 +90,13 @@ _CONFIG_FILES = {  # File name -> (its source, the start of the message after "-
                        "  return np.array([1, 2]).reshape(3)\n",
                        "the config file raised ValueError: cannot reshape array of size 2 into "
                        "shape (3,) ({path} line 6, in get_config)."),
+    "other_method.py": ("from configs import test\n\n\ndef get_config(arg=None):\n"
+                        "  config = test.get_config(arg)\n  config.padim.eps = 0.1\n"
+                        "  return config\n",
+                        "the config file raised AttributeError: \"'padim'\" ({path} line 6, in "
+                        "get_config); 'padim' is a section of method padim, and a config holds "
+                        "its own method's sections only; choose the method where the config is "
+                        "built (e.g. --config=configs/test.py:method=padim)."),
     "bad_arg.py": ("from ganad_jax import configs\n\n\ndef get_config(arg=None):\n"
                    "  return configs.parse_arg(arg, digit=0)\n",
                    "Config argument 'digt=3' (in 'digt=3') is not key=value with a known key; "
@@ -120,6 +138,12 @@ def _raised(fn):
   except Exception as e:  # pylint: disable=broad-except
     return e
   raise AssertionError("did not raise")
+
+
+def test_a_method_set_without_its_sections_is_an_input_error():
+  config = test_config.get_config("method=ae")
+  config.method = "vae"  # What --config.method=vae does: no `vae` section.
+  assert cli.is_input_error(_raised(lambda: configs.validate(config)))
 
 
 def test_only_our_own_raises_count_as_input_errors():

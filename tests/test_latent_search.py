@@ -23,7 +23,7 @@ RTOL = 1e-5
 @functools.lru_cache(maxsize=None)
 def _nets(shape):
   """Eval-mode (generate_fn, feature_fn) of tiny untrained AnoGAN nets for `shape`."""
-  config = configs.base_config()
+  config = configs.base_config("anogan")
   config.model.nz, config.model.base_features = NZ, 8
   config.anogan.g_widths, config.anogan.d_widths = (16, 8), (16, 8)
   nets = anogan.Networks(config, shape)
@@ -33,7 +33,7 @@ def _nets(shape):
 
 
 def _config(**overrides):
-  config = configs.methods.search_config()
+  config = configs.methods.anogan.search_config()
   config.steps = 20
   config.update(overrides)
   return config

@@ -86,7 +86,7 @@ def test_sharded_latent_search_equals_unsharded():
   method = anogan.make(config, shape)
   x = jax.random.uniform(jax.random.key(0), (10, *shape), minval=-1.0, maxval=1.0)
   state = jax.jit(method.init)(jax.random.key(1), x)
-  search = configs.methods.search_config()
+  search = configs.methods.anogan.search_config()
   search.steps, search.restarts, search.init, search.chunk_size = 6, 2, "normal", 4
   generate_fn, feature_fn = anogan.search_fns(nets, state, "penultimate")
 

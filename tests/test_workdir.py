@@ -34,6 +34,27 @@ def test_finished_run_without_config_in_results_falls_back_to_config_json(traine
     workdir_lib.finished_results(workdir, helpers.tiny_config(seed=2))
 
 
+def test_an_old_workdir_with_every_methods_sections_is_reused_and_restored(trained, copy_of):
+  """config.json / results.json written when a config held every method's sections."""
+  workdir = copy_of(trained)
+  with open(os.path.join(os.path.dirname(__file__), "configs", "old_layout", "ssim_ae.json"),
+            encoding="utf-8") as f:
+    others = {k: v for k, v in json.load(f).items() if k not in ("method", "ssim")}
+  assert {"padim", "pretrained", "anogan"} <= set(others)
+  results = helpers.read_results(workdir)
+  results["config"] = {**results["config"], **others}
+  with open(os.path.join(workdir, "results.json"), "w", encoding="utf-8") as f:
+    json.dump(results, f)
+  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+    json.dump(results["config"], f)
+  assert workdir_lib.finished_results(workdir, helpers.tiny_config()) == results
+  config = workdir_lib.load_config(workdir)
+  assert config.to_dict() == helpers.tiny_config().to_dict()
+  assert workdir_lib.restore(workdir, helpers.SHAPE).step == 6
+  with pytest.raises(workdir_lib.IncompatibleResultsError, match=r"seed=0; this run has seed=2"):
+    workdir_lib.finished_results(workdir, helpers.tiny_config(seed=2))
+
+
 def test_restore_all_members_member_k_or_refuse(ensemble_workdir):
   workdir, _ = ensemble_workdir
   every = workdir_lib.restore(workdir, (16, 16, 1))

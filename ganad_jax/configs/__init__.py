@@ -3,9 +3,13 @@
 Depends on ml_collections only (no jax, flax or scikit-learn), so loading a
 config file is cheap and imports nothing else of ganad_jax. Modules:
 
-  schema.py: `base_config()` (every field) and `validate`.
-  data.py, model.py, train.py, methods.py, pretrained.py, patch.py,
-    ensemble.py, mesh.py: each section's defaults, documented field by field.
+  schema.py: `base_config(method)` (the shared fields and the method's),
+    `validate`, `from_dict` (a config.json read back), `with_method`.
+  data.py, model.py, train.py, patch.py, ensemble.py, mesh.py: the shared
+    sections' defaults, documented field by field.
+  methods/: each method's sections and their checks, registered by the
+    method's own module (`methods/<name>.py`); pretrained.py: the backbone
+    section the Gaussian and PaDiM read.
   dotted.py: `set_field`, the one setter of a field named "section.field".
   files.py: what config files call: `parse_arg`, `sibling_config`,
     `shared_data_path`.
@@ -15,17 +19,22 @@ config file is cheap and imports nothing else of ganad_jax. Modules:
     `weights_change`).
 
 The names below are the package's interface: `from ganad_jax import configs;
-configs.base_config()`.
+configs.base_config("ae")`.
 """
 
 from ganad_jax.configs import blocks
 from ganad_jax.configs import dotted
 from ganad_jax.configs import files
+from ganad_jax.configs import methods
 from ganad_jax.configs import record
 from ganad_jax.configs import schema
 
 base_config = schema.base_config
 validate = schema.validate
+from_dict = schema.from_dict
+with_method = schema.with_method
+METHOD_NAMES = methods.NAMES
+is_foreign_field = methods.is_foreign
 set_field = dotted.set_field
 parse_arg = files.parse_arg
 sibling_config = files.sibling_config

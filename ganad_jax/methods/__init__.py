@@ -1,4 +1,10 @@
-"""Registry of anomaly detection methods (see `base.py` for the interface)."""
+"""Registry of anomaly detection methods (see `base.py` for the interface).
+
+Each name maps to its module's `make(config, input_shape)`; the config
+sections a method reads are registered by its config module
+(`ganad_jax/configs/methods/<name>.py`, which imports no JAX), and the two
+registries hold the same names.
+"""
 
 import functools
 
@@ -69,21 +75,21 @@ def weights_record(config) -> dict | None:
   return backbone.weights_record(config.pretrained) if uses and uses(config) else None
 
 
-def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
+def make(config, input_shape: tuple[int, ...]) -> base.Method:
   """Builds the method `config.method` for inputs of shape `input_shape` (no batch axis).
 
   Args:
     config: an experiment config.
     input_shape: one example's shape, (H, W, C) or (F,).
-    restore: `ganad_jax.workdir.restore`, for a method built on another run's
-      nets (the Gaussian with features='workdir'). The layers above pass it
-      in, so that no method imports the workdir layer that imports methods.
+
+  Raises:
+    ValueError: an unknown method, or (from the method's make) inputs or
+      settings it cannot take, naming the field.
   """
   if config.method not in _REGISTRY:
     raise ValueError(f"Unknown method {config.method!r} (config.method); "
                      f"choose one of {', '.join(NAMES)}.")
-  extra = {"restore": restore} if config.method == "gaussian" else {}
-  method = _REGISTRY[config.method](config, tuple(input_shape), **extra)
+  method = _REGISTRY[config.method](config, tuple(input_shape))
   if not fast_conv.use_lowering(config.conv_lowering):
     return method
   lowered = lambda fn: None if fn is None else fast_conv.lowered(fn)

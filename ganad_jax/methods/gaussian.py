@@ -71,6 +71,7 @@ from ganad_jax import reporting
 from ganad_jax.data import synthetic
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
+from ganad_jax.methods import runs
 
 FEATURES = ("pixels", "workdir", "pretrained", "flax_file")
 POOLS = ("mean", "flatten")
@@ -85,13 +86,13 @@ def _outputs_as_layers(out) -> dict:
   return {"output": out}
 
 
-def _workdir_source(cfg, input_shape, restore):
+def _workdir_source(cfg, input_shape):
   """(variables, layers_fn, None) of `cfg.net` of the trained run `cfg.workdir`.
 
   The net is one of the run's method's `features` (`base.FeatureNet`). An
   ensemble workdir's nets are those of member `cfg.member` (0 <= k < M),
   restored as the single run it equals; without it (-1) the run is refused.
-  `restore` is `ganad_jax.workdir.restore`, passed down by `methods.make`.
+  The run is read by `ganad_jax.workdir.restore`, through `methods.runs`.
 
   Raises:
     ValueError: no or no trained workdir, an ensemble workdir without a valid
@@ -100,14 +101,11 @@ def _workdir_source(cfg, input_shape, restore):
   """
   if not cfg.workdir:
     raise ValueError("gaussian.features='workdir' needs gaussian.workdir (a trained run).")
-  if restore is None:
-    raise ValueError("gaussian.features='workdir' reads another run: build the method with "
-                     "methods.make(config, input_shape, restore=ganad_jax.workdir.restore).")
   member = None if cfg.member < 0 else int(cfg.member)
   try:
     # A member's nets are built from its own config (its grid point's values).
-    trained = restore(cfg.workdir, tuple(input_shape), member=member,
-                      pick_with="gaussian.member=k")
+    trained = runs.restore(cfg.workdir, tuple(input_shape), member=member,
+                           pick_with="gaussian.member=k")
   except (FileNotFoundError, ValueError) as e:
     raise ValueError(f"gaussian.workdir={cfg.workdir!r}: {e}") from None
   if trained.config.patch.size:
@@ -247,18 +245,15 @@ def check_config(config) -> None:
     raise ValueError(f"gaussian.pool must be one of {POOLS}; got {cfg.pool!r}.")
 
 
-def make(config, input_shape: tuple[int, ...], restore=None) -> base.Method:
-  """Builds the Gaussian scorer for inputs of shape `input_shape` (no batch axis).
-
-  `restore` (`ganad_jax.workdir.restore`) is needed for features='workdir' only.
-  """
+def make(config, input_shape: tuple[int, ...]) -> base.Method:
+  """Builds the Gaussian scorer for inputs of shape `input_shape` (no batch axis)."""
   check_config(config)
   cfg = config.gaussian
   input_shape = tuple(input_shape)
   if cfg.features == "pixels":
     variables, layers_fn, capture_fn = _pixels_source()
   elif cfg.features == "workdir":
-    variables, layers_fn, capture_fn = _workdir_source(cfg, input_shape, restore)
+    variables, layers_fn, capture_fn = _workdir_source(cfg, input_shape)
   elif cfg.features == "pretrained":
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
       raise ValueError(f"gaussian.features='pretrained' needs images (H, W, 1 or 3); got inputs "

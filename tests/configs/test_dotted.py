@@ -6,7 +6,7 @@ from ganad_jax import configs
 
 
 def test_set_field_sets_and_checks():
-  config = configs.base_config()
+  config = configs.base_config("anogan")
   configs.set_field(config, "anogan.search.steps", 7, "Test")
   configs.set_field(config, "model.mlp_widths", [8, 4], "Test")  # A list becomes a tuple.
   configs.set_field(config, "optim.lr", 1, "Test")  # An int fits a float field.

@@ -20,8 +20,7 @@ VECTOR = (10,)
 
 
 def _config(**search):
-  config = configs.base_config()
-  config.method = "anogan"
+  config = configs.base_config("anogan")
   config.model.nz, config.model.base_features = 8, 8
   config.anogan.g_widths, config.anogan.d_widths = (16, 8), (16, 8)
   config.anogan.search.steps = 5

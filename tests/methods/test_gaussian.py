@@ -19,6 +19,7 @@ from ganad_jax import reporting
 from ganad_jax import runner
 from ganad_jax import workdir as workdir_lib
 from ganad_jax.methods import egbad
+from ganad_jax.methods import runs
 from configs import test as test_config
 import helpers
 
@@ -37,7 +38,7 @@ def _gaussian_data(n_train=400, dim=5, seed=0):
 
 
 def _fit_and_score(config, train_x, x, shape):
-  m = methods.make(config, shape, restore=workdir_lib.restore)
+  m = methods.make(config, shape)
   assert m.train_step is None and m.fit is not None
   state = jax.jit(m.init)(jax.random.key(0), train_x[:4])
   score = jax.jit(m.score)
@@ -176,11 +177,11 @@ def test_workdir_features_of_a_trained_egbad(tmp_path):
   assert np.all(np.isfinite(out["score"]))
 
 
-def test_workdir_errors(tmp_path):
-  def make(workdir, net="encoder", restore=workdir_lib.restore):
+def test_workdir_errors(tmp_path, monkeypatch):
+  def make(workdir, net="encoder"):
     return methods.make(helpers.method_config("gaussian", gaussian__features="workdir",
                                               gaussian__workdir=workdir, gaussian__net=net),
-                        VECTOR, restore=restore)
+                        VECTOR)
 
   with pytest.raises(ValueError, match="not a ganad_jax workdir"):
     make(str(tmp_path / "missing"))
@@ -188,8 +189,10 @@ def test_workdir_errors(tmp_path):
     make("")
   ae_dir = str(tmp_path / "ae_run")
   _write_workdir(ae_dir, helpers.method_config("ae"), VECTOR)
-  with pytest.raises(ValueError, match="restore=ganad_jax.workdir.restore"):
-    make(ae_dir, restore=None)  # Built below the workdir layer, without its restore.
+  with monkeypatch.context() as patch:  # Built without the workdir layer's reader of runs.
+    patch.setattr(runs, "_READER", [])
+    with pytest.raises(RuntimeError, match="import ganad_jax.workdir first"):
+      make(ae_dir)
   with pytest.raises(ValueError, match="No checkpoint"):
     make(ae_dir)
   ae = methods.make(helpers.method_config("ae"), VECTOR)
@@ -230,9 +233,9 @@ def test_gaussian_workdir_features_of_an_ensemble(ensemble_workdir):
   with pytest.raises(ValueError, match=(
       f"^gaussian.workdir='{workdir}': workdir '{workdir}' holds an ensemble of 4 members .*"
       r"choose one with gaussian.member=k \(0 <= k < 4\)\.$")):
-    methods.make(config, (16, 16, 1), restore=workdir_lib.restore)
+    methods.make(config, (16, 16, 1))
   config.gaussian.member = 3
-  method = methods.make(config, (16, 16, 1), restore=workdir_lib.restore)
+  method = methods.make(config, (16, 16, 1))
   splits = data.load(config.data, config.seed)
   state = method.init(jax.random.key(0), splits.train.x[:2])
   member = ensemble.member_state(workdir_lib.restore(workdir, (16, 16, 1)).state, 3)
@@ -240,7 +243,7 @@ def test_gaussian_workdir_features_of_an_ensemble(ensemble_workdir):
                member["params"]["encoder"])
   config.gaussian.member = 7
   with pytest.raises(ValueError, match="member=7 is out of range"):
-    methods.make(config, (16, 16, 1), restore=workdir_lib.restore)
+    methods.make(config, (16, 16, 1))
 
 
 @pytest.mark.usefixtures("weights_cache")

@@ -53,8 +53,7 @@ def test_padim_map_peaks_at_a_defect_with_imagenet_weights(gaussian):
     pretrained.package_weights("efficientnet-lite0")
   except pretrained.WeightsError as e:
     pytest.skip(str(e))
-  config = configs.base_config()
-  config.method = "padim"
+  config = configs.base_config("padim")
   config.padim.gaussian = gaussian
   config.pretrained.input_size = 64
   config.eval.batch_size = 20

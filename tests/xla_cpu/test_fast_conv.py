@@ -19,7 +19,7 @@ def test_fast_conv_apply_matches_the_modules():
   # apply_fast swaps in convolutions with precomputed backward kernels and
   # phase-decomposed transposed convs (layers with >= 16 output features):
   # same values and gradients as the flax modules.
-  config = configs.base_config()
+  config = configs.base_config("anogan")
   config.model.nz, config.model.base_features = NZ, 16
   shape = (16, 16, 3)
   nets = anogan.Networks(config, shape)
@@ -125,8 +125,8 @@ def test_conv_lowering_changes_no_train_step(method):
   x = jax.random.uniform(jax.random.key(0), (4, *shape), minval=-1.0, maxval=1.0)
   results = {}
   for lowering in ("cpu", "xla"):
-    config = configs.base_config()
-    config.method, config.conv_lowering = method, lowering
+    config = configs.base_config(method)
+    config.conv_lowering = lowering
     config.model.nz, config.model.base_features = NZ, 8
     m = methods.make(config, shape)
     state = jax.jit(m.init)(jax.random.key(1), x)
