@@ -63,7 +63,12 @@ pytestmark = pytest.mark.usefixtures("weights_cache")
 
 @pytest.fixture
 def accelerator_backend(monkeypatch):
-  """`jax.default_backend()` answers "gpu" (what every backend decision reads)."""
+  """`jax.default_backend()` answers "gpu" (what every backend decision reads).
+
+  JAX's trace caches are cleared first: a program traced by an earlier test on
+  the CPU (with the CPU convolution rewrite) must not be reused here.
+  """
+  jax.clear_caches()
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
 
 
