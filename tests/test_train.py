@@ -269,6 +269,11 @@ def _unwritable_workdir(tmp, trained):
   return helpers.long_config(), os.path.join(blocker, "run")
 
 
+def _with_method(config, method: str):
+  config.method = method
+  return config
+
+
 BAD_INPUT = {
     "unknown_config_field": (_unknown_field, ValueError,
                              r"^Unknown config field 'config\.train\.num_stepz'; known fields "
@@ -301,7 +306,8 @@ BAD_INPUT = {
             "data.source": "tabular", "data.path": _csv(os.path.join(tmp, "t.csv"),
                                                         ["a", "b", "label"])}), tmp),
         ValueError, r"^ssim_ae needs images \(N, H, W, C\); got vectors of shape \(\d+,\)"),
-    "unknown_method": (lambda tmp, trained: (helpers.long_config(method="anogann"), tmp),
+    # A config file cannot build an unknown method's config; one switched after it was built:
+    "unknown_method": (lambda tmp, trained: (_with_method(helpers.long_config(), "anogann"), tmp),
                        ValueError, r"^Unknown method 'anogann' \(config\.method\); choose one of "),
     "batch_larger_than_train_split": (
         lambda tmp, trained: (helpers.long_config(**{"train.batch_size": 4096}), tmp), ValueError,

@@ -75,7 +75,7 @@ def test_package_weights_carry_their_normalisation(caplog):
     package = pretrained.package_weights("efficientnet-lite0")
   except pretrained.WeightsError as e:
     pytest.skip(str(e))
-  cfg = configs.base_config().pretrained  # Lite0, weights "" = the package.
+  cfg = configs.base_config("padim").pretrained  # Lite0, weights "" = the package.
   with caplog.at_level(logging.WARNING):
     record = backbone.weights_record(cfg)
     cfg.weights = str(package)  # The same file named: known by its content.
