@@ -43,17 +43,8 @@ def doc_files() -> list[pathlib.Path]:
 
 def prose_lines(text: str):
   """(line number, line) of the lines outside fenced code blocks, inline code blanked."""
-  fence = None
-  for number, line in enumerate(text.splitlines(), start=1):
-    match = _FENCE.match(line)
-    if match:
-      if fence is None:
-        fence = match.group(1)
-      elif match.group(1) == fence:
-        fence = None
-      continue
-    if fence is None:
-      yield number, _INLINE_CODE.sub(lambda m: " " * len(m.group(0)), line)
+  for number, line in _raw_prose_lines(text):
+    yield number, _INLINE_CODE.sub(lambda m: " " * len(m.group(0)), line)
 
 
 def links(text: str) -> list[tuple[int, str]]:
