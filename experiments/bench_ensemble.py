@@ -31,10 +31,10 @@ import numpy as np
 from ganad_jax import cli
 from ganad_jax import configs
 from ganad_jax import profiling
-from ganad_jax import reporting
+from ganad_jax import result_tables
+from ganad_jax import run_outputs
 from ganad_jax import runner
 from ganad_jax import sharding
-from ganad_jax import tables
 
 _METHODS = flags.DEFINE_list("methods", ["ganomaly", "anogan"],
                              "Methods to time (AnoGAN's train step is its DCGAN).")
@@ -132,11 +132,11 @@ def main(argv):
   for entry in results["methods"].values():
     entry["single_run"]["achieved_over_peak"] = (entry["single_run"]["achieved_gflops"]
                                                  / max(peaks))
-  print(tables.markdown_table(
+  print(result_tables.markdown_table(
       ["method", "K", "one program img/s", "K sequential runs img/s", "speed-up",
        "compile s (one)", "compile s (K runs)"], rows))
   if _JSON_OUT.value:
-    reporting.write_json(_JSON_OUT.value, results)
+    run_outputs.write_json(_JSON_OUT.value, results)
     print(json.dumps(results["settings"]))
 
 

@@ -33,7 +33,7 @@ from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax import methods
 from ganad_jax import pretrained
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 from ganad_jax.methods import backbone
 from ganad_jax.xla_cpu import fast_conv
 
@@ -122,13 +122,13 @@ def _fit_times() -> dict:
 
 def main(argv):
   del argv
-  reporting.quiet_orbax_logs()
+  run_outputs.quiet_orbax_logs()
   results = {"devices": f"{jax.device_count()} x {jax.devices()[0].platform}",
              "cpu_count": os.cpu_count(), "jax_version": jax.__version__,
              "extraction": _extraction(), "fit": _fit_times()}
   print(ml_collections.ConfigDict(results))
   if FLAGS.json_out:
-    reporting.write_json(FLAGS.json_out, results)
+    run_outputs.write_json(FLAGS.json_out, results)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import numpy as np
 from ganad_jax import cli
 from ganad_jax import configs
 from ganad_jax import methods
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 from ganad_jax import runner
 
 FLAGS = flags.FLAGS
@@ -185,7 +185,7 @@ def main(argv):
   text = json.dumps(results, indent=2)
   print(text)
   if FLAGS.json_out:
-    reporting.write_json(FLAGS.json_out, results)
+    run_outputs.write_json(FLAGS.json_out, results)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ from ml_collections import config_flags
 
 from ganad_jax import benchmark
 from ganad_jax import cli
-from ganad_jax import reporting
-from ganad_jax import report
-from ganad_jax import tables
+from ganad_jax import result_tables
+from ganad_jax import run_outputs
+from ganad_jax import run_report
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root directory of all runs (WORKDIR/<method>/"
                                "<class>/seed<k>), the tables and the figures.")
@@ -39,7 +39,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  reporting.quiet_orbax_logs()
+  run_outputs.quiet_orbax_logs()
   classes = [int(c) for c in _CLASSES.value] or None
   rows = benchmark.run_grid(flags.FLAGS.config, _METHODS.value, classes,
                             [int(s) for s in _SEEDS.value], _WORKDIR.value,
@@ -48,8 +48,9 @@ def main(argv):
   info = rows[0]["data"]
   header = (f"Protocol {info['protocol']} on {info['source']}; mean ± std over seeds "
             f"{', '.join(_SEEDS.value)}.\n\nCommand: `{command}`")
-  header += "".join(f"\n\n![{path}]({path})" for path in report.benchmark_figures(_WORKDIR.value))
-  print(benchmark.write(tables.benchmark_summary(rows), rows, _WORKDIR.value, header))
+  header += "".join(f"\n\n![{path}]({path})"
+                    for path in run_report.benchmark_figures(_WORKDIR.value))
+  print(benchmark.write(result_tables.benchmark_summary(rows), rows, _WORKDIR.value, header))
 
 
 if __name__ == "__main__":

@@ -36,9 +36,9 @@ import numpy as np
 
 from ganad_jax import cli
 from ganad_jax import data
-from ganad_jax import metrics as metrics_lib
 from ganad_jax import methods
-from ganad_jax import reporting
+from ganad_jax import metrics as metrics_lib
+from ganad_jax import run_outputs
 from ganad_jax import runner
 from ganad_jax import train as train_lib
 
@@ -166,7 +166,7 @@ def main(argv):
   del argv
   config = flags.FLAGS.config
   train_lib.prepare_workdir(_WORKDIR.value)
-  reporting.write_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
+  run_outputs.write_json(os.path.join(_WORKDIR.value, "config.json"), config.to_dict())
   splits = data.load(config.data, config.seed)
   total = train_lib.num_train_steps(config, len(splits.train.x))
 

@@ -12,7 +12,7 @@ same command resumes where it stopped, with identical scores.
 
 Scoring is the workdir's `Trained.scorer` (`ganad_jax.scoring.Scorer`, as in
 training: the mesh, the members, the patch protocol's tiles) and the numbers
-are built by `report.member_results`, the function training's results.json
+are built by `run_report.member_results`, the function training's results.json
 uses. An ensemble workdir (trained with config.ensemble) is scored member by
 member: the output lists every member's metrics (`members`) and the table of
 mean +- std over seeds per grid point, as training's results.json does. `--member=k`
@@ -32,8 +32,8 @@ from ganad_jax import cli
 from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import evaluation
-from ganad_jax import report
-from ganad_jax import reporting
+from ganad_jax import run_outputs
+from ganad_jax import run_report
 from ganad_jax import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by experiments/train.py.")
@@ -61,7 +61,7 @@ def _member_result(split, out, val, quantile) -> dict:
 
 def main(argv):
   del argv
-  reporting.quiet_orbax_logs()
+  run_outputs.quiet_orbax_logs()
   workdir = _WORKDIR.value
   config = workdir_lib.load_config(workdir)
   if _DATA_PATH.value is not None:
@@ -90,17 +90,17 @@ def main(argv):
     members = ensemble.plan(config)
     result.update(member=trained.member, seed=members.seeds[trained.member],
                   point=dict(members.points[trained.member]))
-  result.update(report.member_results(
+  result.update(run_report.member_results(
       trained.config, trained.members,
       [_member_result(split, out, val, quantile) for out, val in zip(outs, vals)]))
   if _SCORES_OUT.value:
     names = evaluation.score_names(outs[0])
     scores = {name: np.stack([out[name] for out in outs]) if trained.stacked else outs[0][name]
               for name in names}
-    reporting.save_npz(_SCORES_OUT.value, dict(scores, y=split.y, kinds=split.kinds))
+    run_outputs.save_npz(_SCORES_OUT.value, dict(scores, y=split.y, kinds=split.kinds))
   print(json.dumps(result, indent=2, sort_keys=True))
   if _JSON_OUT.value:
-    reporting.write_json(_JSON_OUT.value, result)
+    run_outputs.write_json(_JSON_OUT.value, result)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 
 from ganad_jax import cli
-from ganad_jax import report
+from ganad_jax import run_report
 
 _ROOT = flags.DEFINE_string("root", None, "Benchmark root directory (the --workdir given to "
                             "experiments/benchmark.py).")
@@ -25,7 +25,7 @@ flags.mark_flag_as_required("root")
 
 def main(argv):
   del argv
-  paths = report.benchmark_figures(_ROOT.value, score=_SCORE.value)
+  paths = run_report.benchmark_figures(_ROOT.value, score=_SCORE.value)
   if not paths:
     raise app.UsageError(f"No run under {_ROOT.value} has a scores.npz with {_SCORE.value!r}.")
   print("\n\n".join(f"![{p}]({p})" for p in paths))

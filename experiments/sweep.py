@@ -22,7 +22,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from ganad_jax import cli
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 from ganad_jax import sweep
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
@@ -42,7 +42,7 @@ flags.mark_flag_as_required("workdir")
 
 def main(argv):
   del argv
-  reporting.quiet_orbax_logs()
+  run_outputs.quiet_orbax_logs()
   if _RUN_CONFIG.value:
     with open(_RUN_CONFIG.value, encoding="utf-8") as f:
       config = workdir_lib.config_from_dict(json.load(f), source=_RUN_CONFIG.value)

@@ -23,9 +23,9 @@ from absl import logging
 from ml_collections import config_flags
 
 from ganad_jax import cli
-from ganad_jax import reporting
+from ganad_jax import result_tables
+from ganad_jax import run_outputs
 from ganad_jax import sharding
-from ganad_jax import tables
 
 _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Directory for checkpoints, event files and results.")
@@ -45,14 +45,14 @@ def main(argv):
   sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   from ganad_jax import train  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
-  reporting.quiet_orbax_logs()
+  run_outputs.quiet_orbax_logs()
   results = train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
   if jax.process_index() == 0:
     logging.info("Results written to %s/results.json", _WORKDIR.value)
     if "members" in results:
-      print(tables.ensemble_results_markdown(results))
+      print(result_tables.ensemble_results_markdown(results))
     else:
-      print(tables.results_markdown(results, results.get("figures")))
+      print(result_tables.results_markdown(results, results.get("figures")))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Each run writes its own workdir `<root>/<method>/<class>/seed<k>`; a run whose
 do not change results, `configs.RESULT_NEUTRAL_FIELDS`) is read back, not
 repeated, so an interrupted benchmark resumes where it stopped; one made with
 another config is refused by name (`workdir.finished_results`). The mean +- std
-tables are `tables.benchmark_summary` / `tables.benchmark_markdown`.
+tables are `result_tables.benchmark_summary` / `result_tables.benchmark_markdown`.
 """
 
 import os
@@ -15,8 +15,8 @@ from absl import logging
 import ml_collections
 
 from ganad_jax import configs
-from ganad_jax import reporting
-from ganad_jax import tables
+from ganad_jax import result_tables
+from ganad_jax import run_outputs
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 
@@ -71,18 +71,19 @@ def write(table: dict, rows: list[dict], root: str, header: str) -> str:
   """Writes `benchmark.md` and `benchmark.json` into `root`; returns the Markdown.
 
   Args:
-    table: `tables.benchmark_summary(rows)`.
+    table: `result_tables.benchmark_summary(rows)`.
     rows: `run_grid`'s rows.
     root: the benchmark's root directory.
-    header: Markdown put above the tables (one per metric of `tables.BENCHMARK_METRICS`).
+    header: Markdown put above the tables (one per metric of `result_tables.BENCHMARK_METRICS`).
   """
-  parts = [tables.benchmark_markdown(table, m) for m in tables.BENCHMARK_METRICS]
-  protocols = tables.protocol_rows(rows)
+  parts = [result_tables.benchmark_markdown(table, m) for m in result_tables.BENCHMARK_METRICS]
+  protocols = result_tables.protocol_rows(rows)
   if protocols:
     parts.append("Honest vs paper_repro (`config.eval.paper_repro`: the references' "
                  "evaluation, the epoch chosen on test labels; not a result of this project)\n\n"
-                 + tables.benchmark_markdown(tables.benchmark_summary(protocols), "auroc"))
+                 + result_tables.benchmark_markdown(result_tables.benchmark_summary(protocols),
+                                                "auroc"))
   text = "\n\n".join([header] + [part for part in parts if part])
-  reporting.write_atomic(os.path.join(root, "benchmark.md"), text + "\n")
-  reporting.write_json(os.path.join(root, "benchmark.json"), {"table": table, "runs": rows})
+  run_outputs.write_atomic(os.path.join(root, "benchmark.md"), text + "\n")
+  run_outputs.write_json(os.path.join(root, "benchmark.json"), {"table": table, "runs": rows})
   return text

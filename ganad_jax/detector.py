@@ -48,7 +48,7 @@ from ganad_jax import detector_store as store
 from ganad_jax import ensemble
 from ganad_jax import methods
 from ganad_jax import metrics as metrics_lib
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 from ganad_jax import scoring
 from ganad_jax import train as train_lib
 from ganad_jax import workdir as workdir_lib
@@ -385,7 +385,7 @@ class Detector:
         "input_range": self.input_range, "threshold": self.threshold_,
         "val_threshold": self.val_threshold_, "threshold_rows": self.threshold_rows_,
         "member_thresholds": self.member_thresholds_,
-        "train_info": {k: reporting.finite_or_none(v) for k, v in self.train_info_.items()}})
+        "train_info": {k: run_outputs.finite_or_none(v) for k, v in self.train_info_.items()}})
 
   @classmethod
   def load(cls, path: str, member: int | None = None) -> "Detector":

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import weakref
 
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 from ganad_jax import train as train_lib
 
 STATE_FILE = "detector.json"
@@ -52,7 +52,7 @@ def fit_workdir(workdir: str | None, owner, record: dict) -> str:
       raise ValueError(f"workdir {workdir!r} holds a checkpoint trained on other data (or not "
                        "by a Detector); fit into an empty or new workdir.")
   train_lib.prepare_workdir(workdir)
-  reporting.write_json(path, record)
+  run_outputs.write_json(path, record)
   return workdir
 
 
@@ -83,8 +83,8 @@ def save(path: str, workdir: str, config: dict, state: dict) -> None:
       source = os.path.join(workdir, name)
       if os.path.isdir(source):
         shutil.copytree(source, os.path.join(path, name))
-  reporting.write_json(os.path.join(path, "config.json"), config)
-  reporting.write_json(os.path.join(path, STATE_FILE), dict(state, format_version=FORMAT_VERSION))
+  run_outputs.write_json(os.path.join(path, "config.json"), config)
+  run_outputs.write_json(os.path.join(path, STATE_FILE), dict(state, format_version=FORMAT_VERSION))
 
 
 def read_state(path: str) -> dict:

@@ -23,7 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ganad_jax import checkpoints
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 
 
 class Tracker:
@@ -88,9 +88,9 @@ class Tracker:
     """{"stopped_early", "best_step", "best_val_score" (None if not finite)}; lists if stacked."""
     if stacked:
       return {"stopped_early": [bool(s) for s in self.stopped], "best_step": self.best_steps,
-              "best_val_score": [reporting.finite_or_none(v) for v in self.best_values]}
+              "best_val_score": [run_outputs.finite_or_none(v) for v in self.best_values]}
     return {"stopped_early": self.done, "best_step": self.best_steps[0],
-            "best_val_score": reporting.finite_or_none(self.best_values[0])}
+            "best_val_score": run_outputs.finite_or_none(self.best_values[0])}
 
 
 def select_members(mask, new, old):

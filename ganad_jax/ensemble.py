@@ -10,7 +10,7 @@ m = point * num_seeds + seed index); grid axes combine as a Cartesian product.
 keys), so `ganad_jax.train` runs an ensemble with the code of a single run:
 checkpoints hold the whole stacked state, and resume, early stopping,
 divergence checks and reports are shared. Its tables (mean ± std over seeds per
-grid point) are `ganad_jax.tables.mean_std_over_seeds` / `tables.markdown`.
+grid point) are `ganad_jax.result_tables.mean_std_over_seeds` / `result_tables.markdown`.
 
 How the members are mapped (`config.ensemble.batching`): "vmap" batches them
 into one set of wider ops (member-grouped convolutions, which GPU / TPU

@@ -9,7 +9,7 @@ import numpy as np
 
 from ganad_jax import checkpoints
 from ganad_jax import metrics as metrics_lib
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 
 
 def score_split(score_fn, state, x: np.ndarray, key, batch_size: int,
@@ -33,7 +33,7 @@ def score_split(score_fn, state, x: np.ndarray, key, batch_size: int,
   if cache_dir is not None:
     _prepare_cache(cache_dir, _fingerprint(state, x, key, batch_size))
   chunks = []
-  progress = reporting.Progress(len(x), unit="image" if x.ndim == 4 else "row",
+  progress = run_outputs.Progress(len(x), unit="image" if x.ndim == 4 else "row",
                                 label="scoring")
   for start in range(0, len(x), batch_size):
     path = cache_dir and os.path.join(cache_dir, f"batch_{start:09d}.npz")
@@ -48,7 +48,7 @@ def score_split(score_fn, state, x: np.ndarray, key, batch_size: int,
     out = score_fn(state, batch, key)
     chunks.append({k: np.asarray(v)[:n] for k, v in out.items()})
     if path:
-      reporting.save_npz(path, chunks[-1])
+      run_outputs.save_npz(path, chunks[-1])
     progress.update(min(start + batch_size, len(x)))
   outputs = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
   for name in score_names(outputs):
@@ -76,7 +76,7 @@ def _prepare_cache(cache_dir: str, fingerprint: str) -> None:
         return
   shutil.rmtree(cache_dir, ignore_errors=True)
   os.makedirs(cache_dir)
-  reporting.write_atomic(stamp, fingerprint)
+  run_outputs.write_atomic(stamp, fingerprint)
 
 
 def score_names(outputs: dict) -> list[str]:

@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 from ganad_jax.models import efficientnet
 from ganad_jax.models import resnet
 
@@ -350,7 +350,7 @@ def load_variables(model: nn.Module, path: str | os.PathLike,
   variables = convert(model, read_state_dict(path), source=str(path))
   record = {"converter": CONVERTER_VERSION, "variables_sha256": variables_digest(variables),
             "variables": variables}
-  reporting.write_atomic(str(cached), flax.serialization.msgpack_serialize(record))
+  run_outputs.write_atomic(str(cached), flax.serialization.msgpack_serialize(record))
   return variables
 
 
@@ -385,7 +385,7 @@ def download(name: str, cache_dir: str | os.PathLike | None = None) -> pathlib.P
   if not target.is_file():
     try:
       with urllib.request.urlopen(url) as response:  # nosec: fixed https URLs above
-        reporting.write_atomic(str(target), lambda f: shutil.copyfileobj(response, f))
+        run_outputs.write_atomic(str(target), lambda f: shutil.copyfileobj(response, f))
     except OSError as e:  # URLError is an OSError.
       raise WeightsError(f"downloading {url} failed ({e}); put the file in place yourself and "
                          "pass it as pretrained.weights") from None

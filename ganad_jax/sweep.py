@@ -5,7 +5,7 @@ hyperparameters in one program. Sizes, architectures and data choices change
 the program itself; a sweep runs one `train_and_evaluate` per setting (the
 Cartesian product of its axes), each in `<root>/<label>` and each possibly an
 ensemble, and merges their tables: a row per (setting, grid point), mean ±
-std over seeds (`tables.mean_std_over_seeds` / `tables.markdown`). A setting whose
+std over seeds (`result_tables.mean_std_over_seeds` / `result_tables.markdown`). A setting whose
 `results.json` exists and was made with the same config (`workdir.finished_results`)
 is read back, not rerun, so an interrupted sweep resumes; one made with another
 config is refused by name before anything runs.
@@ -23,8 +23,8 @@ import ml_collections
 
 from ganad_jax import configs
 from ganad_jax import ensemble
-from ganad_jax import reporting
-from ganad_jax import tables
+from ganad_jax import result_tables
+from ganad_jax import run_outputs
 from ganad_jax import train
 from ganad_jax import workdir as workdir_lib
 
@@ -82,7 +82,7 @@ def rows_of(results: dict, setting_label: str) -> list[dict]:
     rows = results["table"]
     return [dict(row, setting=setting_label) for row in rows]
   single = {"seed": results["seed"], "point": {}, "metrics": results["metrics"]}
-  return tables.mean_std_over_seeds([single], setting_label)
+  return result_tables.mean_std_over_seeds([single], setting_label)
 
 
 def _load(path: str) -> dict:
@@ -136,7 +136,7 @@ def _run_processes(jobs, processes: int) -> None:
   for config, workdir in jobs:
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, "sweep_config.json")
-    reporting.write_json(path, config.to_dict())
+    run_outputs.write_json(path, config.to_dict())
     log = open(os.path.join(workdir, "sweep.log"), "w",  # pylint: disable=consider-using-with
                encoding="utf-8")
     running.append((subprocess.Popen([sys.executable, script, f"--run_config={path}",
@@ -156,7 +156,7 @@ def _run_processes(jobs, processes: int) -> None:
 
 def write(rows: list[dict], root: str, header: str) -> str:
   """Writes `sweep.md` and `sweep.json` into `root`; returns the Markdown."""
-  text = tables.markdown(rows, header)
-  reporting.write_atomic(os.path.join(root, "sweep.md"), text)
-  reporting.write_json(os.path.join(root, "sweep.json"), {"rows": rows})
+  text = result_tables.markdown(rows, header)
+  run_outputs.write_atomic(os.path.join(root, "sweep.md"), text)
+  run_outputs.write_json(os.path.join(root, "sweep.json"), {"rows": rows})
   return text

@@ -18,7 +18,7 @@ divergence checks and reports are this code.
 What the loop calls: `runner` (the run and its jitted step on the
 ("members", "data") mesh), `checkpoints`, `divergence` (fail fast on NaN /
 Inf), `hooks` (built from the config: early stopping, paper_repro; called at
-their steps, their records saved with each checkpoint), `report` (results,
+their steps, their records saved with each checkpoint), `run_report` (results,
 TensorBoard, figures). The job scores val and test with the run's
 `scoring.Scorer`, as the early-stopping hook scores the validation normals.
 """
@@ -39,8 +39,8 @@ from ganad_jax import data
 from ganad_jax import divergence
 from ganad_jax import evaluation
 from ganad_jax import hooks as hooks_lib
-from ganad_jax import report
-from ganad_jax import reporting
+from ganad_jax import run_outputs
+from ganad_jax import run_report
 from ganad_jax import runner
 from ganad_jax import scoring
 from ganad_jax import sharding
@@ -97,7 +97,7 @@ def _metrics_from_record(record, stacked: bool):
   return {k: np.asarray(v, np.float64) if stacked else float(v) for k, v in record.items()}
 
 
-def _log_train_metrics(writer, progress: reporting.Progress, run: runner.Run, metrics,
+def _log_train_metrics(writer, progress: run_outputs.Progress, run: runner.Run, metrics,
                        step: int) -> None:
   """The progress line and TensorBoard scalars: the mean over members, and each member's."""
   mean = {k: float(np.mean(v)) for k, v in metrics.items()}
@@ -204,7 +204,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   for hook in hooks:
     hook.restore(step, meta)
   if jax.process_index() == 0:
-    reporting.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    run_outputs.write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
   if run.method.train_step is None:
     if start is None:
@@ -225,9 +225,9 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   last_metrics = _metrics_from_record(meta.get("train_metrics"), run.stacked)
   stopping = any(hook.stop for hook in hooks)
   last_good = start
-  progress = reporting.Progress(total_steps, first_step=step)
+  progress = run_outputs.Progress(total_steps, first_step=step)
   t_train = time.perf_counter()
-  with reporting.tensorboard_writer(workdir) as writer, jax.set_mesh(run.mesh):
+  with run_outputs.tensorboard_writer(workdir) as writer, jax.set_mesh(run.mesh):
     step_fn = runner.step_function(run, state_sharding, train_x.sharding, num_train)
     while not stopping and step < total_steps:
       step += 1
@@ -270,12 +270,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   Writes `config.json` before training (once the workdir's checkpoint, if any,
   is found compatible) and `results.json` / `results.md` / figures at the end
-  (`report.write`); returns the results (`report.results`). results.json
+  (`run_report.write`); returns the results (`run_report.results`). results.json
   records the config it was computed with (`workdir.finished_results` compares
   it before a grid reuses the run); a resumed run writes the same results.json
   as an uninterrupted one but for `wall_time_s`. For an ensemble the results
   hold every member's metrics and a table of mean +- std over seeds per grid
-  point (`tables.mean_std_over_seeds`).
+  point (`result_tables.mean_std_over_seeds`).
 
   Raises:
     As `train`, and FloatingPointError for non-finite scores
@@ -292,9 +292,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     for t, v in zip(test, val)]
   score_seconds = time.perf_counter() - t_score
 
-  results = report.results(config, splits, run, info, member_metrics, {
+  results = run_report.results(config, splits, run, info, member_metrics, {
       "train": info["train_seconds"], "score": score_seconds,
       "total": time.perf_counter() - t_start})
   if jax.process_index() == 0:
-    report.write(workdir, config, run, state, splits, test, val, results)
+    run_report.write(workdir, config, run, state, splits, test, val, results)
   return results

@@ -6,7 +6,7 @@ anomaly maps next to masks (`heatmap_figure`), t-SNE (`tsne_figure`), a
 generator's latent walk (`latent_walk_figure`), and uint8 image grids
 (`image_grid`, `example_grid`). Figures are built without pyplot (no global
 state, no GUI backend; rendered by Agg, `to_rgb_array`). Nothing here writes a
-file: `ganad_jax.report` saves a run's figures, `reporting.save_png` one.
+file: `ganad_jax.run_report` saves a run's figures, `run_outputs.save_png` one.
 
 Conventions: images are (N, H, W, C) in [-1, 1], maps (N, H, W) >= 0, labels
 1 = anomaly. Normal data are blue, anomalies red. Scores are shown raw; maps

@@ -67,7 +67,7 @@ import numpy as np
 from sklearn import covariance
 
 from ganad_jax import metrics
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 from ganad_jax.data import synthetic
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
@@ -317,7 +317,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
   def extract_all(net, x, what):
     """Every chosen layer's features of `x`, float64 (N, D_i), in padded fixed-size batches."""
     extract = jax.jit(features)
-    progress = reporting.Progress(len(x), unit="image" if x.ndim == 4 else "row",
+    progress = run_outputs.Progress(len(x), unit="image" if x.ndim == 4 else "row",
                                   label=f"gaussian fit: features of {what}")
     chunks, done = [], 0
     for batch, n in base.padded_batches(x, config.eval.batch_size):
@@ -359,7 +359,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     if len(train_x) < 2:
       raise ValueError(f"fit: a covariance needs >= 2 training samples; got {len(train_x)}.")
     stats, layers = {}, extract_all(state["net"], train_x, "the training split")
-    progress = reporting.Progress(len(names), unit="layer",
+    progress = run_outputs.Progress(len(names), unit="layer",
                                   label="gaussian fit: covariances and whitenings")
     for i, (name, feats) in enumerate(zip(names, layers)):
       if not np.all(np.isfinite(feats)):

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
 
@@ -149,7 +149,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     # float64 sums of x and x x^T (per location, or over all locations), batch by batch.
     count, total_x, total_xx = 0, np.zeros(stats_shape), np.zeros(stats_shape + (d,))
     images = 0
-    progress = reporting.Progress(len(train_x), unit="image",
+    progress = run_outputs.Progress(len(train_x), unit="image",
                                   label="padim fit: embeddings of the training images")
     for batch, n in base.padded_batches(train_x, config.eval.batch_size):
       e = np.asarray(extract(state["net"], state["channels"], batch))[:n].astype(np.float64)

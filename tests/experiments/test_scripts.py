@@ -47,7 +47,7 @@ def test_evaluate_reports_every_member_and_member_k(ensemble_workdir, tmp_path,
     np.testing.assert_allclose(got["metrics"]["score"]["auroc"],
                                want["metrics"]["score"]["auroc"], rtol=1e-6)
   assert len(evaluated["table"]) == 2  # One row per grid point.
-  # One result builder (report.member_results); results.json's form (tuples as lists).
+  # One result builder (run_report.member_results); results.json's form (tuples as lists).
   assert evaluated["ensemble"] == json.loads(json.dumps(results["ensemble"]))
   with np.load(tmp_path / "scores.npz") as saved:
     assert saved["score"].shape == (4, len(saved["y"]))

@@ -15,7 +15,7 @@ from ganad_jax import checkpoints
 from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import methods
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 from ganad_jax import runner
 from ganad_jax import workdir as workdir_lib
 from ganad_jax.methods import egbad
@@ -284,9 +284,9 @@ def test_fewer_samples_than_features_fit_finite_without_a_regulariser_to_raise(m
   train_x = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
   train_x[:, 4] = 1.0
   config = helpers.method_config("gaussian", gaussian__features="pixels")
-  monkeypatch.setattr(reporting, "PROGRESS_EVERY_S", 0.0)  # A progress line every batch.
+  monkeypatch.setattr(run_outputs, "PROGRESS_EVERY_S", 0.0)  # A progress line every batch.
   lines = []
-  monkeypatch.setattr(reporting.logging, "info", lambda fmt, *a: lines.append(fmt % a))
+  monkeypatch.setattr(run_outputs.logging, "info", lambda fmt, *a: lines.append(fmt % a))
   state, out = _fit_and_score(config, train_x, train_x, (5,))
   assert np.all(np.isfinite(np.asarray(state["stats"]["layer0"]["whitening"])))
   assert np.all(np.isfinite(out["score"]))

@@ -7,7 +7,7 @@ import pytest
 from ganad_jax import configs
 from ganad_jax import methods
 from ganad_jax import pretrained
-from ganad_jax import reporting
+from ganad_jax import run_outputs
 from ganad_jax.methods import backbone
 from ganad_jax.methods import padim
 import helpers
@@ -107,9 +107,9 @@ def test_padim_fit_on_fewer_images_than_channels_names_padim_eps(backbone_weight
     method.fit(state, train_x)
   config.padim.eps = 0.01  # The remedy the message names: the same images fit.
   method = methods.make(config, helpers.PRETRAINED_SHAPE)
-  monkeypatch.setattr(reporting, "PROGRESS_EVERY_S", 0.0)  # A progress line every batch.
+  monkeypatch.setattr(run_outputs, "PROGRESS_EVERY_S", 0.0)  # A progress line every batch.
   lines = []
-  monkeypatch.setattr(reporting.logging, "info", lambda fmt, *a: lines.append(fmt % a))
+  monkeypatch.setattr(run_outputs.logging, "info", lambda fmt, *a: lines.append(fmt % a))
   fitted = method.fit(state, train_x)
   assert np.all(np.isfinite(np.asarray(fitted["stats"]["whitening"])))
   assert any(l.startswith("padim fit: embeddings of the training images: image 4/4 (100%) ")

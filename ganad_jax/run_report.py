@@ -9,7 +9,7 @@ applies (`write_run_figures`, into `figures/`, with `scores.npz`),
 results.json and results.md. `benchmark_figures` walks a benchmark's layout
 (`benchmark.run_dir`) and overlays the ROC curves of its methods from their
 `scores.npz`. The figures themselves are `ganad_jax.figures`; every file goes
-through `reporting.write_atomic`.
+through `run_outputs.write_atomic`.
 """
 
 import os
@@ -22,9 +22,9 @@ import numpy as np
 from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import figures
-from ganad_jax import reporting
+from ganad_jax import result_tables
+from ganad_jax import run_outputs
 from ganad_jax import runner
-from ganad_jax import tables
 
 FIGURES_DIR = "figures"
 SCORES_FILE = "scores.npz"
@@ -46,7 +46,7 @@ def results(config: ml_collections.ConfigDict, splits: data.Splits, run: runner.
 
   Returns:
     For a single run its metrics at the top level; for an ensemble every
-    member's metrics under "members" and their `tables.mean_std_over_seeds` table.
+    member's metrics under "members" and their `result_tables.mean_std_over_seeds` table.
   """
   out = {
       "method": config.method,
@@ -95,7 +95,7 @@ def member_results(config: ml_collections.ConfigDict, members: ensemble.Members 
     For a single run its extras and metrics at the top level; for an
     ensemble "ensemble" (seeds, grid, size, split seed), "members" (every
     member's seed, grid point, extras and metrics) and, when the members
-    have "metrics", "table" (`tables.mean_std_over_seeds`: mean ± std over seeds per
+    have "metrics", "table" (`result_tables.mean_std_over_seeds`: mean ± std over seeds per
     grid point).
   """
   extras = extras or [{} for _ in member_metrics]
@@ -109,7 +109,7 @@ def member_results(config: ml_collections.ConfigDict, members: ensemble.Members 
                       "members": members.size, "split_seed": config.seed},
          "members": member_records}
   if "metrics" in member_metrics[0]:
-    out["table"] = tables.mean_std_over_seeds(member_records)
+    out["table"] = result_tables.mean_std_over_seeds(member_records)
   return out
 
 
@@ -135,16 +135,16 @@ def write(workdir: str, config: ml_collections.ConfigDict, run: runner.Run, stat
   """
   step = run_results["steps"]
   member_metrics = run_results["members"] if run.stacked else [run_results]
-  with reporting.tensorboard_writer(workdir) as writer:
+  with run_outputs.tensorboard_writer(workdir) as writer:
     for m, metrics in enumerate(member_metrics):
       prefix = f"member{m}/" if run.stacked else ""
       for name, values in metrics["metrics"].items():
         for k, v in values.items():
-          writer.add_scalar(reporting.tb_tag(f"{prefix}test/{name}/{k}"), v, step)
+          writer.add_scalar(run_outputs.tb_tag(f"{prefix}test/{name}/{k}"), v, step)
     grid = figures.example_grid(splits.test, test[0], config.train.image_grid_size)
     if grid is not None:  # Member 0's for an ensemble.
       writer.add_image("test/input_recon_map", grid, step, dataformats="HWC")
-      reporting.save_image(os.path.join(workdir, "reconstructions.png"), grid)
+      run_outputs.save_image(os.path.join(workdir, "reconstructions.png"), grid)
     # Member 0's figures for an ensemble (its table covers every member).
     walk = {}
     if run.method.generate is not None:  # Between two z ~ N(0, I) drawn from the score key.
@@ -155,15 +155,15 @@ def write(workdir: str, config: ml_collections.ConfigDict, run: runner.Run, stat
         workdir, splits.test, test[0], val[0], member_metrics[0],
         member_metrics[0]["thresholds"]["score"], writer=writer, step=step, **walk)
 
-  reporting.write_json(os.path.join(workdir, "results.json"), run_results)
-  markdown = (tables.ensemble_results_markdown(run_results) if run.stacked
-              else tables.results_markdown(run_results, run_results["figures"]))
-  reporting.write_atomic(os.path.join(workdir, "results.md"), markdown)
+  run_outputs.write_json(os.path.join(workdir, "results.json"), run_results)
+  markdown = (result_tables.ensemble_results_markdown(run_results) if run.stacked
+              else result_tables.results_markdown(run_results, run_results["figures"]))
+  run_outputs.write_atomic(os.path.join(workdir, "results.md"), markdown)
 
 
 def add_to_writer(writer, tag: str, fig: mfigure.Figure, step: int) -> None:
   """Logs `fig` as the image `tag` at `step` to a tensorboardX `SummaryWriter`."""
-  writer.add_image(reporting.tb_tag(tag), figures.to_rgb_array(fig), step, dataformats="HWC")
+  writer.add_image(run_outputs.tb_tag(tag), figures.to_rgb_array(fig), step, dataformats="HWC")
 
 
 def save_scores(path: str, labels, outputs: dict, kinds=None) -> None:
@@ -178,7 +178,7 @@ def save_scores(path: str, labels, outputs: dict, kinds=None) -> None:
       arrays[name] = np.asarray(outputs[name], np.float32)
   if kinds is not None:
     arrays["kinds"] = np.asarray(kinds, dtype=str)
-  reporting.save_npz(path, arrays)
+  run_outputs.save_npz(path, arrays)
 
 
 def load_scores(path: str) -> dict[str, np.ndarray]:
@@ -246,7 +246,7 @@ def write_run_figures(workdir: str, test_split, test_outputs: dict, val_outputs:
 
   def emit(name: str, fig: mfigure.Figure) -> None:
     relative = os.path.join(FIGURES_DIR, f"{name}.png")
-    reporting.save_png(fig, os.path.join(workdir, relative))
+    run_outputs.save_png(fig, os.path.join(workdir, relative))
     if writer is not None:
       add_to_writer(writer, f"figures/{name}", fig, step)
     written.append(relative)
@@ -328,6 +328,6 @@ def benchmark_figures(root: str, score: str = "score") -> list[str]:
     relative = os.path.join(FIGURES_DIR, f"roc_{class_label}.png")
     fig = figures.overlay_curves_figure(curves,
                                         title=f"class {class_label}: {score} of each method")
-    reporting.save_png(fig, os.path.join(root, relative))
+    run_outputs.save_png(fig, os.path.join(root, relative))
     written.append(relative)
   return written

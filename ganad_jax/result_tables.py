@@ -43,7 +43,7 @@ def results_markdown(results: dict, figures: list[str] | None = None) -> str:
 
   Args:
     results: the run's `results.json` content.
-    figures: PNG paths relative to the run's directory (`report.write_run_figures`),
+    figures: PNG paths relative to the run's directory (`run_report.write_run_figures`),
       embedded as Markdown images at the end; None or empty embeds none.
   """
   info = results["data"]
