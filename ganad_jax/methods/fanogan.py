@@ -57,6 +57,11 @@ def check_config(config) -> None:
   fanogan_config.check(config)
   cfg = config.fanogan
   wgan_gp.check(cfg.n_critic, cfg.gp_weight, int(config.train.batch_size), "fanogan")
+  total = int(cfg.gan_steps) + int(cfg.encoder_steps)
+  if int(config.train.num_steps) != total:
+    raise ValueError(f"train.num_steps={config.train.num_steps!r} must equal "
+                     f"fanogan.gan_steps + fanogan.encoder_steps = {total} (the run trains the "
+                     "GAN, then the encoder).")
 
 
 def rmsprop_tf1(lr: float):
