@@ -53,8 +53,8 @@ from ganad_jax import losses
 from ganad_jax.methods import base
 from ganad_jax.methods import gan
 from ganad_jax.methods import wgan_gp
-from ganad_jax.models import dcgan
 from ganad_jax.models import autoencoder
+from ganad_jax.models import dcgan
 from ganad_jax.models import mlp
 
 

@@ -232,3 +232,22 @@ def test_fanogan_refuses_vectors_and_anogan_wgan_gp_refuses_feature_matching():
                                             "anogan.feature_matching": True})
   with pytest.raises(ValueError, match=r"anogan.feature_matching is for gan_loss 'bce'"):
     methods.make(config, IMAGE)
+
+
+def test_critic_loss_and_its_gradient_are_the_same_under_the_cpu_conv_lowering():
+  """The penalty differentiates the critic twice; `config.conv_lowering` must not change it."""
+  from ganad_jax.models import fanogan as nets
+  from ganad_jax.xla_cpu import fast_conv
+  critic = nets.Critic(2)
+  real, fake = helpers.batch(IMAGE, n=4), helpers.batch(IMAGE, n=4, seed=1)
+  params = critic.init(jax.random.key(0), real[:1], train=False)["params"]
+  critic_fn = lambda p, x: critic.apply({"params": p}, x, train=True)[0]
+
+  def loss_and_grad(p):
+    return jax.value_and_grad(lambda p: wgan_gp.critic_loss(critic_fn, p, real, fake,
+                                                            jax.random.key(1), 10.0)[0])(p)
+
+  plain = jax.jit(loss_and_grad)(params)
+  lowered = jax.jit(fast_conv.lowered(loss_and_grad))(params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               plain, lowered)
