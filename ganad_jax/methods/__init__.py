@@ -13,6 +13,7 @@ from ganad_jax.methods import anogan
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
 from ganad_jax.methods import egbad
+from ganad_jax.methods import fanogan
 from ganad_jax.methods import gaussian
 from ganad_jax.methods import padim
 from ganad_jax.methods import vae
@@ -25,6 +26,7 @@ _REGISTRY = {
     "ssim_ae": functools.partial(ae.make, loss="ssim"),
     "anogan": anogan.make,
     "egbad": egbad.make,
+    "fanogan": fanogan.make,
     "gaussian": gaussian.make,
     "padim": padim.make,
     "vae": vae.make,
@@ -38,6 +40,7 @@ NAMES = tuple(sorted(_REGISTRY))
 _CONFIG_CHECKS = {
     "anogan": anogan.check_config,
     "egbad": egbad.check_config,
+    "fanogan": fanogan.check_config,
     "gaussian": gaussian.check_config,
 }
 
