@@ -42,6 +42,7 @@ import jax.numpy as jnp
 
 from ganad_jax import latent_search
 from ganad_jax import losses
+from ganad_jax.configs.methods import anogan as anogan_config
 from ganad_jax.methods import base
 from ganad_jax.methods import gan
 from ganad_jax.models import autoencoder
@@ -70,18 +71,9 @@ def search_fns(nets: Networks, state, feature_layer: str):
   return generate_fn, feature_fn
 
 
-def check_config(config) -> None:
-  """The checks of AnoGAN's config that need no input shape (ValueError naming the field)."""
-  search_config = config.anogan.search
-  latent_search.validate(search_config, "anogan.search")
-  if search_config.init == "encoder":
-    raise ValueError("AnoGAN has no encoder: set anogan.search.init to 'zeros', 'normal' or "
-                     "'truncated_normal' (init='encoder' is for methods with an encoder).")
-
-
 def make(config, input_shape: tuple[int, ...]) -> base.Method:
   """Builds AnoGAN for inputs of shape `input_shape` (no batch axis)."""
-  check_config(config)
+  anogan_config.check(config)  # The checks that need no input shape.
   search_config = config.anogan.search
   nets = Networks(config, tuple(input_shape))
   nz = int(config.model.nz)

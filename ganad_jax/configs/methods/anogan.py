@@ -4,6 +4,13 @@ import ml_collections
 
 from ganad_jax.configs.methods import spec
 
+# The values `ganad_jax.latent_search` takes for the search's choice fields.
+INITS = ("zeros", "normal", "truncated_normal", "encoder")
+SCHEDULES = ("constant", "piecewise")
+OPTIMIZERS = ("adam", "sgd")
+SELECTS = ("best", "final")
+
+
 def search_config() -> ml_collections.ConfigDict:
   """Returns the `anogan.search` section: the latent search of `ganad_jax.latent_search`.
 
@@ -73,4 +80,40 @@ def anogan_config() -> ml_collections.ConfigDict:
   return config
 
 
-METHODS = {"anogan": spec.Spec(sections={"anogan": anogan_config})}
+def check_search(search: ml_collections.ConfigDict, prefix: str = "search") -> None:
+  """Raises ValueError naming the first invalid field of a search config (`search_config`).
+
+  The field is named `prefix.field` (e.g. "anogan.search.init") with its value.
+  """
+  checks = (
+      (search.init in INITS, f"init must be one of {INITS}; got {search.init!r}."),
+      (search.schedule in SCHEDULES,
+       f"schedule must be one of {SCHEDULES}; got {search.schedule!r}."),
+      (search.optimizer in OPTIMIZERS,
+       f"optimizer must be one of {OPTIMIZERS}; got {search.optimizer!r}."),
+      (search.select in SELECTS, f"select must be one of {SELECTS}; got {search.select!r}."),
+      (0.0 <= search.lam <= 1.0, f"lam must lie in [0, 1]; got {search.lam}."),
+      (search.steps >= 1, f"steps must be >= 1; got {search.steps}."),
+      (search.restarts >= 1, f"restarts must be >= 1; got {search.restarts}."),
+      (search.chunk_size >= 0, f"chunk_size must be >= 0 (0 = auto); got {search.chunk_size}."),
+      (search.patience >= 0, f"patience must be >= 0 (0 = off); got {search.patience}."),
+      (search.min_delta >= 0.0, f"min_delta must be >= 0; got {search.min_delta}."),
+      (len(search.piecewise_boundaries) == len(search.piecewise_scales),
+       "piecewise_boundaries and piecewise_scales must have the same length; got "
+       f"{search.piecewise_boundaries} and {search.piecewise_scales}."),
+  )
+  for ok, message in checks:
+    if not ok:
+      raise ValueError(f"Invalid latent search config: {prefix}.{message}")
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming an `anogan.search` field AnoGAN cannot take (it has no encoder)."""
+  search = config.anogan.search
+  check_search(search, "anogan.search")
+  if search.init == "encoder":
+    raise ValueError("AnoGAN has no encoder: set anogan.search.init to 'zeros', 'normal' or "
+                     "'truncated_normal' (init='encoder' is for methods with an encoder).")
+
+
+METHODS = {"anogan": spec.Spec(sections={"anogan": anogan_config}, check=check)}
