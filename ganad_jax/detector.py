@@ -46,7 +46,6 @@ from ganad_jax import data
 from ganad_jax import detector_inputs as inputs
 from ganad_jax import detector_store as store
 from ganad_jax import ensemble
-from ganad_jax import methods
 from ganad_jax import metrics as metrics_lib
 from ganad_jax import run_outputs
 from ganad_jax import scoring
@@ -75,9 +74,9 @@ def make_config(method: str | None = None, config=None, **overrides) -> ml_colle
       e.g. `train__num_steps=100`, `model__mlp_widths=(8, 4)`; applied last.
 
   Returns:
-    A copy checked by `configs.validate` (fields, patch), `methods.check_config`
-    (the method's values that need no input shape) and `ensemble.plan`
-    (seeds, grid fields).
+    A copy checked by `configs.validate` (fields, patch, and the method's
+    values that need no input shape: its registration's `Spec.check`) and
+    `ensemble.plan` (seeds, grid fields).
 
   Raises:
     ValueError: an unknown field, naming it and the fields that exist; a
@@ -98,8 +97,7 @@ def make_config(method: str | None = None, config=None, **overrides) -> ml_colle
     base = configs.with_method(base, method)
   for name, value in overrides.items():
     configs.set_field(base, name.replace("__", "."), value, f"Keyword {name}:")
-  configs.validate(base)
-  methods.check_config(base)
+  configs.validate(base)  # With the method's own checks (its config registration's).
   ensemble.plan(base)
   return base
 

@@ -141,7 +141,7 @@ class PaperRepro(Hook):
   """
 
   def __init__(self, config: ml_collections.ConfigDict, run: runner.Run, test: data.Split,
-               total_steps: int, num_train: int):
+               total_steps: int, num_train: int, state_sharding):
     """Raises ValueError for an ensemble, no test split, or an unknown test order."""
     if test is None:
       raise ValueError("config.eval.paper_repro=True evaluates on a labelled test split; "
@@ -151,7 +151,9 @@ class PaperRepro(Hook):
                        "ensemble (config.ensemble). Run its members one by one.")
     self._run, self._test, self._seed = run, test, config.seed
     self._total, self._num_train = total_steps, num_train
-    self._scorer = paper_repro.scorer(run.method, config.eval.paper_repro_test_order)
+    self._paper = paper_repro.paper_score(run.method, config.eval.paper_repro_test_order)
+    self._scorer = scoring.Scorer(run, config.eval.batch_size, state_sharding,
+                                  score=self._paper.score)
     self.records = []
 
   def restore(self, step, meta):
@@ -164,16 +166,16 @@ class PaperRepro(Hook):
     return paper_repro.is_epoch_end(step, self._total, self._num_train, self._run.batch_size)
 
   def on_step(self, state, step):
-    run = self._run
-    self.records.append(paper_repro.evaluate(self._scorer, state, self._test.x, self._test.y,
-                                             run.keys.score, run.batch_size, self._seed, step))
+    self.records.append(paper_repro.evaluate(self._scorer.batch, self._paper.test_order, state,
+                                             self._test.x, self._test.y, self._run.batch_size,
+                                             self._seed, step))
     return {}
 
   def checkpoint_meta(self):
     return {"paper_repro": list(self.records)}
 
   def finish(self, state, step):
-    return state, {"paper_repro": paper_repro.summary(self.records, self._scorer.test_order)}
+    return state, {"paper_repro": paper_repro.summary(self.records, self._paper.test_order)}
 
 
 def build(config: ml_collections.ConfigDict, run: runner.Run, workdir: str, splits: data.Splits,
@@ -197,5 +199,6 @@ def build(config: ml_collections.ConfigDict, run: runner.Run, workdir: str, spli
     hooks.append(EarlyStopping(config, run, workdir, splits.val.x, abstract_state,
                                state_sharding))
   if config.eval.paper_repro:
-    hooks.append(PaperRepro(config, run, splits.test, total_steps, len(splits.train.x)))
+    hooks.append(PaperRepro(config, run, splits.test, total_steps, len(splits.train.x),
+                            state_sharding))
   return hooks

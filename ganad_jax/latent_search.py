@@ -49,6 +49,7 @@ import ml_collections
 import optax
 
 from ganad_jax import profiling
+from ganad_jax.configs.methods import anogan as search_settings
 from ganad_jax import sharding
 
 Array = jax.Array
@@ -56,10 +57,9 @@ GenerateFn = Callable[[Array], Array]  # z (N, nz) -> x_hat (N, *shape)
 FeatureFn = Callable[[Array], Array]  # x (N, *shape) -> features (N, ...)
 InitFn = Callable[[Array], Array]  # x (N, *shape) -> z (N, nz), e.g. an encoder
 
-INITS = ("zeros", "normal", "truncated_normal", "encoder")
-SCHEDULES = ("constant", "piecewise")
-OPTIMIZERS = ("adam", "sgd")
-SELECTS = ("best", "final")
+# The values of the search's choice fields (the section is registered with AnoGAN's config).
+INITS, SCHEDULES = search_settings.INITS, search_settings.SCHEDULES
+OPTIMIZERS, SELECTS = search_settings.OPTIMIZERS, search_settings.SELECTS
 
 
 class SearchResult(NamedTuple):
@@ -93,28 +93,11 @@ class SearchResult(NamedTuple):
 def validate(config: ml_collections.ConfigDict, prefix: str = "search") -> None:
   """Raises ValueError naming the first invalid field of a `search` config.
 
-  The field is named `prefix.field` (e.g. "anogan.search.init") with its value.
+  The field is named `prefix.field` (e.g. "anogan.search.init") with its value
+  (`configs.methods.anogan.check_search`, which `configs.validate` runs for
+  the methods that read `anogan.search`).
   """
-  checks = (
-      (config.init in INITS, f"init must be one of {INITS}; got {config.init!r}."),
-      (config.schedule in SCHEDULES,
-       f"schedule must be one of {SCHEDULES}; got {config.schedule!r}."),
-      (config.optimizer in OPTIMIZERS,
-       f"optimizer must be one of {OPTIMIZERS}; got {config.optimizer!r}."),
-      (config.select in SELECTS, f"select must be one of {SELECTS}; got {config.select!r}."),
-      (0.0 <= config.lam <= 1.0, f"lam must lie in [0, 1]; got {config.lam}."),
-      (config.steps >= 1, f"steps must be >= 1; got {config.steps}."),
-      (config.restarts >= 1, f"restarts must be >= 1; got {config.restarts}."),
-      (config.chunk_size >= 0, f"chunk_size must be >= 0 (0 = auto); got {config.chunk_size}."),
-      (config.patience >= 0, f"patience must be >= 0 (0 = off); got {config.patience}."),
-      (config.min_delta >= 0.0, f"min_delta must be >= 0; got {config.min_delta}."),
-      (len(config.piecewise_boundaries) == len(config.piecewise_scales),
-       "piecewise_boundaries and piecewise_scales must have the same length; got "
-       f"{config.piecewise_boundaries} and {config.piecewise_scales}."),
-  )
-  for ok, message in checks:
-    if not ok:
-      raise ValueError(f"Invalid latent search config: {prefix}.{message}")
+  search_settings.check_search(config, prefix)
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict, lr=None) -> optax.Schedule:

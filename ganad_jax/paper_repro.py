@@ -24,7 +24,8 @@ metrics are computed exactly as without the switch (same state, same keys,
 bitwise), and `benchmark.py` shows both protocols side by side.
 """
 
-import jax
+from typing import Callable
+
 import numpy as np
 
 from ganad_jax import metrics as metrics_lib
@@ -38,8 +39,11 @@ def is_epoch_end(step: int, total_steps: int, num_train: int, batch_size: int) -
   return step % max(1, num_train // batch_size) == 0 or step == total_steps
 
 
-def scorer(method: base.Method, test_order: str = "reference") -> base.PaperScore:
-  """The method's `paper_score` (or its `score`, shuffled, where it has none), jitted.
+def paper_score(method: base.Method, test_order: str = "reference") -> base.PaperScore:
+  """The method's `paper_score` (or its `score`, shuffled, where it has none), not jitted.
+
+  The score function goes to a `scoring.Scorer(run, batch_size, score=...)`,
+  whose `batch` scores the references' unpadded batches (`evaluate`).
 
   Args:
     method: the run's method.
@@ -53,31 +57,35 @@ def scorer(method: base.Method, test_order: str = "reference") -> base.PaperScor
     raise ValueError(f"config.eval.paper_repro_test_order={test_order!r}; choose one of "
                      f"reference, {', '.join(TEST_ORDERS)}.")
   paper = method.paper_score or base.PaperScore(method.score)
-  return base.PaperScore(jax.jit(paper.score),
-                         paper.test_order if test_order == "reference" else test_order)
+  return paper if test_order == "reference" else paper._replace(test_order=test_order)
 
 
-def evaluate(paper: base.PaperScore, state, x: np.ndarray, y: np.ndarray, key, batch_size: int,
-             seed: int, step: int) -> dict:
+def evaluate(score_batch: Callable[[object, np.ndarray], dict], test_order: str, state,
+             x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, step: int) -> dict:
   """The references' `test()` at `step`: {"step", "auroc"} over the test split.
 
   Args:
-    paper: `scorer(method)`.
+    score_batch: score_batch(state, batch (B, ...)) -> {"score": (B,), ...}
+      on the batch as it is: `scoring.Scorer(run, ..., score=paper_score(
+      method).score).batch`, which gives it the run's score key.
+    test_order: "shuffled" (drawn from (seed, step)) or "sorted" (the split's
+      order within the normals, then within the anomalies): `paper_score`'s.
     state: the state after `step` (not changed).
     x: (N, ...) float32 test inputs; y: (N,) int labels, 1 = anomalous.
-    key: the run's score key.
     batch_size: the training batch size (the references' test loader's).
-    seed, step: a "shuffled" order is drawn from (seed, step); "sorted"
-      keeps the split's order within the normals and within the anomalies.
+    seed, step: the run's seed and the step evaluated.
+
+  Raises:
+    FloatingPointError: a non-finite score.
   """
-  if paper.test_order == "shuffled":
+  if test_order == "shuffled":
     order = np.random.default_rng([seed, step]).permutation(len(x))
   else:
     order = np.argsort(y, kind="stable")
   scores = np.empty(len(x), np.float64)
   for start in range(0, len(x), batch_size):
     rows = order[start:start + batch_size]
-    scores[rows] = np.asarray(paper.score(state, x[rows], key)["score"], np.float64)
+    scores[rows] = np.asarray(score_batch(state, x[rows])["score"], np.float64)
   if not np.all(np.isfinite(scores)):
     raise FloatingPointError(f"paper_repro: non-finite test scores at step {step}.")
   span = scores.max() - scores.min()

@@ -4,10 +4,12 @@
 it (or `write_json`, `save_npz`, `save_image`, `save_png`, built on it).
 """
 
+import importlib
 import json
 import logging as logging_std
 import math
 import os
+import sys
 import tempfile
 import time
 from typing import BinaryIO, Callable
@@ -18,7 +20,6 @@ from matplotlib import figure as mfigure
 from matplotlib.backends import backend_agg
 import numpy as np
 from PIL import Image
-import tensorboardX
 
 
 def write_atomic(path: str, data: str | bytes | Callable[[BinaryIO], None]) -> None:
@@ -125,7 +126,25 @@ def tensorboard_writer(workdir: str):
   """
   if jax.process_index() != 0:
     return _NoWriter()
-  return tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
+  return _tensorboardx().SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+
+def _tensorboardx():
+  """The tensorboardX module, imported without loading torch where torch is not loaded yet.
+
+  tensorboardX's writer imports torch at import time only to accept torch
+  tensors; a run logs numpy values, and importing torch costs every script
+  several CPU-seconds at its start (more than JAX's own import). While
+  tensorboardX is imported, `import torch` fails as if torch were not
+  installed; torch stays importable afterwards.
+  """
+  if "tensorboardX" in sys.modules or "torch" in sys.modules:
+    return importlib.import_module("tensorboardX")
+  sys.modules["torch"] = None  # What Python's import system reads as "no such module".
+  try:
+    return importlib.import_module("tensorboardX")
+  finally:
+    del sys.modules["torch"]
 
 
 PROGRESS_EVERY_S = 10.0  # `Progress.update`'s default interval between lines, in seconds.

@@ -148,8 +148,9 @@ def _programs(config, variant: str) -> tuple[runner.Run, dict]:
   if variant == "single":
     programs["init"] = (jax.jit(run.method.init), (run.keys.init, x[:run.batch_size]))
     if run.method.paper_score is not None:
-      programs["paper_score"] = (paper_repro.scorer(run.method).score,
-                                 (abstract, score_batch, run.keys.score))
+      paper = scoring.Scorer(run, config.eval.batch_size, state_sharding,
+                             score=paper_repro.paper_score(run.method).score)
+      programs["paper_score"] = (paper.program(abstract), (abstract, score_batch, run.keys.score))
     if run.method.generate is not None:
       z = jax.ShapeDtypeStruct((config.eval.batch_size, config.model.nz), jnp.float32)
       programs["generate"] = (jax.jit(run.method.generate), (abstract, z))

@@ -20,36 +20,39 @@ import harness
 import helpers
 
 
-def _evaluate_command(workdir, scores_out, *flags):
+def _evaluate_command(workdir, scores_out):
   return harness.script("evaluate.py", f"--workdir={workdir}", "--split=test",
-                        f"--scores_out={scores_out}", *flags)
+                        f"--scores_out={scores_out}")
 
 
 def test_killed_latent_search_resumes_from_finished_batches(tmp_path, shared_compilation_cache):
-  """SIGKILL an AnoGAN evaluation after some batches: the rerun reuses them, same scores."""
+  """SIGKILL an AnoGAN evaluation after some batches: scoring again reuses them, same scores.
+
+  The killed evaluation is experiments/evaluate.py's; the reference and the
+  resumed scoring are its scoring of the test split (`Scorer.members`, the
+  cache of `evaluate.py`'s), in this process.
+  """
   workdir = str(tmp_path / "anogan")
   config = helpers.long_config("anogan", **{"train.num_steps": 2, "eval.batch_size": 8,
                                             "anogan.search.steps": 30})
-  train.train(config, workdir, data.load(config.data, config.seed))  # Checkpoint, no scoring.
-  env = harness.script_env(shared_compilation_cache)
-  reference = tmp_path / "reference.npz"
-  harness.run(_evaluate_command(workdir, reference, "--nocache"), env, check=True)
+  splits = data.load(config.data, config.seed)
+  train.train(config, workdir, splits)  # Checkpoint, no scoring.
+  trained = workdir_lib.restore(workdir, splits.train.x.shape[1:])
+  (reference,) = trained.scorer.members(trained.state, splits.test.x)  # No cache.
 
   cache = os.path.join(workdir, "score_cache", "test")
-  harness.kill_when(_evaluate_command(workdir, tmp_path / "resumed.npz"), env,
-                    tmp_path / "killed.log",
+  harness.kill_when(_evaluate_command(workdir, tmp_path / "killed.npz"),
+                    harness.script_env(shared_compilation_cache), tmp_path / "killed.log",
                     lambda: len(glob.glob(os.path.join(cache, "batch_*.npz"))) >= 2)
   finished = {p: os.stat(p).st_mtime_ns for p in glob.glob(os.path.join(cache, "batch_*.npz"))}
-  with np.load(reference) as ref:
-    num_batches = -(-len(ref["score"]) // 8)
+  num_batches = -(-len(splits.test.x) // 8)
   assert 2 <= len(finished) < num_batches
 
-  harness.run(_evaluate_command(workdir, tmp_path / "resumed.npz"), env, check=True)
+  (resumed,) = trained.scorer.members(trained.state, splits.test.x, cache_dir=cache)
   assert {p: os.stat(p).st_mtime_ns for p in finished} == finished  # Reused, not recomputed.
-  with np.load(reference) as ref, np.load(tmp_path / "resumed.npz") as got:
-    assert set(ref.files) == set(got.files)
-    for name in ref.files:
-      np.testing.assert_array_equal(got[name], ref[name])
+  assert resumed.keys() == reference.keys()
+  for name in reference:
+    np.testing.assert_array_equal(resumed[name], reference[name], err_msg=name)
 
 
 def test_scoring_refuses_nonfinite_inputs_and_outputs(long_run):

@@ -21,8 +21,8 @@ def test_is_epoch_end_marks_epoch_ends_and_the_last_step():
 
 
 def _recording_score(batches):
-  def fn(state, batch, key):
-    del state, key
+  def fn(state, batch):
+    del state
     batches.append(batch)
     return {"score": batch.sum(axis=1)}
   return fn
@@ -34,8 +34,8 @@ def test_evaluate_scores_unpadded_batches_in_the_references_order(order):
   x = rng.normal(size=(37, 3)).astype(np.float32)
   y = (rng.random(37) < 0.4).astype(np.int64)
   batches = []
-  paper = base.PaperScore(_recording_score(batches), order)
-  record = paper_repro.evaluate(paper, None, x, y, None, batch_size=16, seed=0, step=5)
+  record = paper_repro.evaluate(_recording_score(batches), order, None, x, y, batch_size=16,
+                                seed=0, step=5)
   assert [len(b) for b in batches] == [16, 16, 5]  # The last batch partial, never padded.
   seen = np.concatenate(batches)
   if order == "sorted":  # Normals first, each label in the split's order.
@@ -47,13 +47,16 @@ def test_evaluate_scores_unpadded_batches_in_the_references_order(order):
   assert record == {"step": 5, "auroc": metrics.auroc(y, x.sum(axis=1))}
 
 
-def test_scorer_resolves_the_test_order_and_names_a_bad_one(make_method):
-  assert paper_repro.scorer(make_method("ganomaly")).test_order == "shuffled"
-  assert paper_repro.scorer(make_method("skip_ganomaly")).test_order == "sorted"
-  assert paper_repro.scorer(make_method("ae")).test_order == "shuffled"
-  assert paper_repro.scorer(make_method("ganomaly"), "sorted").test_order == "sorted"
+def test_paper_score_resolves_the_test_order_and_names_a_bad_one(make_method):
+  ganomaly = make_method("ganomaly")
+  assert paper_repro.paper_score(ganomaly) == ganomaly.paper_score
+  assert paper_repro.paper_score(make_method("skip_ganomaly")).test_order == "sorted"
+  ae = make_method("ae")  # No train-mode score: its own, shuffled.
+  assert paper_repro.paper_score(ae) == base.PaperScore(ae.score, "shuffled")
+  assert paper_repro.paper_score(ganomaly, "sorted") == ganomaly.paper_score._replace(
+      test_order="sorted")
   with pytest.raises(ValueError, match="paper_repro_test_order='random'"):
-    paper_repro.scorer(make_method("ganomaly"), "random")
+    paper_repro.paper_score(ganomaly, "random")
 
 
 def test_summary_keeps_the_first_best_epoch_and_the_last():

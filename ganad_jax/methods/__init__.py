@@ -1,9 +1,10 @@
 """Registry of anomaly detection methods (see `base.py` for the interface).
 
 Each name maps to its module's `make(config, input_shape)`; the config
-sections a method reads are registered by its config module
-(`ganad_jax/configs/methods/<name>.py`, which imports no JAX), and the two
-registries hold the same names.
+sections a method reads, and the checks of their values that need no input
+shape (`Spec.check`, run by `configs.validate` and by the method's `make`),
+are registered by its config module (`ganad_jax/configs/methods/<name>.py`,
+which imports no JAX), and the two registries hold the same names.
 """
 
 import functools
@@ -35,31 +36,6 @@ _REGISTRY = {
 }
 
 NAMES = tuple(sorted(_REGISTRY))
-
-# Each method's checks of its config that need no input shape (`check_config`).
-_CONFIG_CHECKS = {
-    "anogan": anogan.check_config,
-    "egbad": egbad.check_config,
-    "fanogan": fanogan.check_config,
-    "gaussian": gaussian.check_config,
-}
-
-
-def check_config(config) -> None:
-  """The method's config checks that need no input shape: what a `Detector` runs at construction.
-
-  `make` runs them too (with those that need the input shape).
-
-  Raises:
-    ValueError: an unknown `config.method`, or a field of its section with a
-      value it does not take, naming the field and the value.
-  """
-  if config.method not in _REGISTRY:
-    raise ValueError(f"Unknown method {config.method!r} (config.method); "
-                     f"choose one of {', '.join(NAMES)}.")
-  if config.method in _CONFIG_CHECKS:
-    _CONFIG_CHECKS[config.method](config)
-
 
 # Methods that compute with the pretrained backbone of `config.pretrained`, when.
 _USES_BACKBONE = {

@@ -50,6 +50,7 @@ import jax.numpy as jnp
 
 from ganad_jax import latent_search
 from ganad_jax import losses
+from ganad_jax.configs.methods import anogan as anogan_config
 from ganad_jax.methods import base
 from ganad_jax.methods import gan
 from ganad_jax.methods import wgan_gp
@@ -57,8 +58,6 @@ from ganad_jax.models import autoencoder
 from ganad_jax.models import dcgan
 from ganad_jax.models import mlp
 
-
-GAN_LOSSES = ("bce", "wgan_gp")
 
 
 class Networks(gan.Nets):
@@ -88,27 +87,9 @@ def search_fns(nets: Networks, state, feature_layer: str):
   return generate_fn, feature_fn
 
 
-def check_config(config) -> None:
-  """The checks of AnoGAN's config that need no input shape (ValueError naming the field)."""
-  search_config = config.anogan.search
-  latent_search.validate(search_config, "anogan.search")
-  if config.anogan.gan_loss not in GAN_LOSSES:
-    raise ValueError(f"Unknown anogan.gan_loss {config.anogan.gan_loss!r}; choose one of "
-                     f"{', '.join(GAN_LOSSES)}.")
-  if config.anogan.gan_loss == "wgan_gp":
-    wgan_gp.check(config.anogan.n_critic, config.anogan.gp_weight,
-                  int(config.train.batch_size), "anogan")
-    if config.anogan.feature_matching:
-      raise ValueError("anogan.feature_matching is for gan_loss 'bce'; with 'wgan_gp' G's "
-                       "loss is -mean D(G(z)). Set one of them back.")
-  if search_config.init == "encoder":
-    raise ValueError("AnoGAN has no encoder: set anogan.search.init to 'zeros', 'normal' or "
-                     "'truncated_normal' (init='encoder' is for methods with an encoder).")
-
-
 def make(config, input_shape: tuple[int, ...]) -> base.Method:
   """Builds AnoGAN for inputs of shape `input_shape` (no batch axis)."""
-  check_config(config)
+  anogan_config.check(config)  # The checks that need no input shape.
   search_config = config.anogan.search
   nets = Networks(config, tuple(input_shape))
   nz = int(config.model.nz)
@@ -124,7 +105,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     return gan.init_state(variables, tx, {"search_lam": jnp.asarray(search_config.lam, jnp.float32),
                                           "search_lr": jnp.asarray(search_config.lr, jnp.float32)})
 
-  def train_step(state, batch, key):
+  def bce_step(state, batch, key):
     params, stats = state["params"], state["batch_stats"]
     z = jax.random.normal(key, (batch.shape[0], nz), jnp.float32)
     fake, _ = nets.generate(params["g"], stats["g"], z, train=True)
@@ -152,6 +133,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     return new_state, {"loss": d_metrics["d_loss"] + g_loss, "g_loss": g_loss, **d_metrics}
 
   n_critic, gp_weight = int(config.anogan.n_critic), float(config.anogan.gp_weight)
+  if config.anogan.gan_loss == "wgan_gp":
+    wgan_gp.check_batch(int(config.train.batch_size), n_critic, "anogan")
 
   def wgan_gp_step(state, batch, key):
     params, stats = state["params"], state["batch_stats"]
@@ -181,8 +164,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
                                 opt_state={"g": g_opt, "d": d_opt})
     return new_state, {"loss": d_metrics["d_loss"] + g_loss, "g_loss": g_loss, **d_metrics}
 
-  if config.anogan.gan_loss == "wgan_gp":
-    train_step = wgan_gp_step
+  train_step = wgan_gp_step if config.anogan.gan_loss == "wgan_gp" else bce_step
 
   def score(state, batch, key):
     generate_fn, feature_fn = search_fns(nets, state, search_config.feature_layer)

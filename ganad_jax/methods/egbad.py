@@ -46,10 +46,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from ganad_jax import latent_search
 from ganad_jax import losses
+from ganad_jax.configs.methods import egbad as egbad_config
 from ganad_jax.methods import base
 from ganad_jax.methods import gan
 from ganad_jax.models import autoencoder
@@ -141,34 +141,11 @@ def feature_nets(nets: Networks) -> dict[str, base.FeatureNet]:
           "discriminator": base.FeatureNet(select_both, apply_discriminator)}
 
 
-def check_config(config) -> None:
-  """The checks of EGBAD's config that need no input shape (ValueError naming the field)."""
-  cfg = config.egbad
-  if not 0.0 <= cfg.feature_weight <= 1.0:
-    raise ValueError(f"egbad.feature_weight must lie in [0, 1]; got {cfg.feature_weight}.")
-  if not 0.0 <= cfg.ema_decay < 1.0:
-    raise ValueError(f"egbad.ema_decay must lie in [0, 1); got {cfg.ema_decay}.")
-  if not 0.0 <= cfg.d_dropout < 1.0:
-    raise ValueError(f"egbad.d_dropout must lie in [0, 1); got {cfg.d_dropout}.")
-  if cfg.search_steps < 0:
-    raise ValueError(f"egbad.search_steps must be >= 0 (0 = off); got {cfg.search_steps}.")
-  if cfg.search_steps > 0:
-    latent_search.validate(_search_config(config), "anogan.search")
-
-
-def _search_config(config) -> ml_collections.ConfigDict:
-  """`anogan.search` with egbad's steps, started from the encoder's z."""
-  search_config = ml_collections.ConfigDict(config.anogan.search.to_dict())
-  search_config.steps = int(config.egbad.search_steps)
-  search_config.init = "encoder"
-  return search_config
-
-
 def make(config, input_shape: tuple[int, ...]) -> base.Method:
   """Builds EGBAD for inputs of shape `input_shape` (no batch axis)."""
-  check_config(config)
+  egbad_config.check(config)  # The checks that need no input shape.
   cfg = config.egbad
-  search_config = _search_config(config) if cfg.search_steps > 0 else None
+  search_config = egbad_config.encoder_search(config) if cfg.search_steps > 0 else None
   nets = Networks(config, tuple(input_shape))
   nz = int(config.model.nz)
   tx = base.adam(config.optim)

@@ -52,11 +52,13 @@ def _mse(a, b):
   return jnp.square(a - b).reshape(a.shape[0], -1).mean(axis=1)
 
 
-def check_config(config) -> None:
-  """The checks of f-AnoGAN's config that need no input shape (ValueError naming the field)."""
-  fanogan_config.check(config)
+def check_run_length(config) -> None:
+  """ValueError unless train.num_steps = fanogan.gan_steps + fanogan.encoder_steps.
+
+  Checked when the method is built rather than by `configs.validate`, so that
+  `base_config("fanogan")` with the shared train defaults stays valid.
+  """
   cfg = config.fanogan
-  wgan_gp.check(cfg.n_critic, cfg.gp_weight, int(config.train.batch_size), "fanogan")
   total = int(cfg.gan_steps) + int(cfg.encoder_steps)
   if int(config.train.num_steps) != total:
     raise ValueError(f"train.num_steps={config.train.num_steps!r} must equal "
@@ -74,9 +76,12 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
 
   Raises:
     ValueError: vectors or non-square images, or a config field it cannot
-      take (`check_config`), naming it.
+      take (its config's `check`, the run's length, a batch n_critic does not
+      divide), naming it.
   """
-  check_config(config)
+  fanogan_config.check(config)
+  check_run_length(config)
+  wgan_gp.check_batch(int(config.train.batch_size), config.fanogan.n_critic, "fanogan")
   base.check_input_shape(tuple(input_shape), "f-AnoGAN",
                          images_only="f-AnoGAN's ResNets are convolutional")
   cfg = config.fanogan

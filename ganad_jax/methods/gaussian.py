@@ -67,14 +67,14 @@ import numpy as np
 from sklearn import covariance
 
 from ganad_jax import metrics
+from ganad_jax.configs.methods import gaussian as gaussian_config
 from ganad_jax import run_outputs
 from ganad_jax.data import synthetic
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
 from ganad_jax.methods import runs
 
-FEATURES = ("pixels", "workdir", "pretrained", "flax_file")
-POOLS = ("mean", "flatten")
+FEATURES, POOLS = gaussian_config.FEATURES, gaussian_config.POOLS
 
 
 def _outputs_as_layers(out) -> dict:
@@ -236,18 +236,9 @@ def _distinct_names(layers: dict) -> list[str]:
   return names
 
 
-def check_config(config) -> None:
-  """The checks of the Gaussian's config that need no input shape (ValueError naming the field)."""
-  cfg = config.gaussian
-  if cfg.features not in FEATURES:
-    raise ValueError(f"gaussian.features must be one of {FEATURES}; got {cfg.features!r}.")
-  if cfg.pool not in POOLS:
-    raise ValueError(f"gaussian.pool must be one of {POOLS}; got {cfg.pool!r}.")
-
-
 def make(config, input_shape: tuple[int, ...]) -> base.Method:
   """Builds the Gaussian scorer for inputs of shape `input_shape` (no batch axis)."""
-  check_config(config)
+  gaussian_config.check(config)  # The checks that need no input shape.
   cfg = config.gaussian
   input_shape = tuple(input_shape)
   if cfg.features == "pixels":

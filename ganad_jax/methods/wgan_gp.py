@@ -16,7 +16,6 @@ critic steps of b rows each, and the generator step uses b samples.
 Users: `methods.fanogan` and `methods.anogan` (`anogan.gan_loss="wgan_gp"`).
 """
 
-import math
 from typing import Callable
 
 import jax
@@ -28,17 +27,8 @@ from ganad_jax.methods import base
 CriticFn = Callable[[object, jax.Array], jax.Array]
 
 
-def check(n_critic, gp_weight, batch_size: int, prefix: str) -> None:
-  """ValueError naming the field unless n_critic >= 1, gp_weight >= 0 and n_critic divides the batch.
-
-  Args:
-    n_critic, gp_weight: the config values; `prefix` their section ("fanogan").
-    batch_size: `config.train.batch_size`.
-  """
-  if int(n_critic) != n_critic or n_critic < 1:
-    raise ValueError(f"{prefix}.n_critic={n_critic!r} must be an integer >= 1.")
-  if not math.isfinite(float(gp_weight)) or gp_weight < 0:
-    raise ValueError(f"{prefix}.gp_weight={gp_weight!r} must be a finite number >= 0.")
+def check_batch(batch_size: int, n_critic: int, prefix: str) -> None:
+  """ValueError naming train.batch_size unless `n_critic` (of section `prefix`) divides it."""
   if batch_size % int(n_critic):
     raise ValueError(
         f"train.batch_size={batch_size} must be a multiple of {prefix}.n_critic={n_critic}: "

@@ -90,12 +90,31 @@ def test_a_method_set_without_its_sections_is_refused():
     ("padim.sigma", -1.0, r"^padim.sigma=-1.0 must be >= 0"),
     ("gaussian.max_features", 0, r"^gaussian.max_features=0 must be > 0"),
     ("gaussian.member", -2, r"^gaussian.member=-2 must be >= 0, or -1"),
+    ("gaussian.features", "nope", r"^gaussian.features must be one of \("),
+    ("gaussian.pool", "max", r"^gaussian.pool must be one of \("),
+    ("anogan.search.init", "encoder", r"^AnoGAN has no encoder: set anogan.search.init"),
+    ("anogan.search.lam", 2.0,
+     r"^Invalid latent search config: anogan.search.lam must lie in \[0, 1\]; got 2.0\.$"),
+    ("egbad.feature_weight", 1.5, r"^egbad.feature_weight must lie in \[0, 1\]; got 1.5\.$"),
+    ("egbad.search_steps", -1, r"^egbad.search_steps must be >= 0 \(0 = off\); got -1\.$"),
 ])
 def test_a_methods_check_names_the_field_and_value(field, value, message):
   config = configs.base_config(field.split(".")[0])
   configs.set_field(config, field, value, "Test")
   with pytest.raises(ValueError, match=message):
     configs.validate(config)
+
+
+def test_egbad_checks_the_encoder_search_only_when_it_searches():
+  config = configs.base_config("egbad")
+  config.anogan.search.restarts = 0
+  configs.validate(config)  # search_steps = 0: no search, nothing of it to check.
+  config.egbad.search_steps = 3  # Started from the encoder: init="encoder" is EGBAD's own.
+  with pytest.raises(ValueError, match=r"^Invalid latent search config: "
+                                       r"anogan.search.restarts must be >= 1; got 0\.$"):
+    configs.validate(config)
+  config.anogan.search.restarts = 1
+  configs.validate(config)
 
 
 def test_with_method_keeps_the_sections_both_read():

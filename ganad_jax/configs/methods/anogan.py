@@ -4,6 +4,14 @@ import ml_collections
 
 from ganad_jax.configs.methods import spec
 
+# The values `ganad_jax.latent_search` takes for the search's choice fields.
+INITS = ("zeros", "normal", "truncated_normal", "encoder")
+SCHEDULES = ("constant", "piecewise")
+OPTIMIZERS = ("adam", "sgd")
+SELECTS = ("best", "final")
+GAN_LOSSES = ("bce", "wgan_gp")  # `anogan.gan_loss`.
+
+
 def search_config() -> ml_collections.ConfigDict:
   """Returns the `anogan.search` section: the latent search of `ganad_jax.latent_search`.
 
@@ -83,4 +91,48 @@ def anogan_config() -> ml_collections.ConfigDict:
   return config
 
 
-METHODS = {"anogan": spec.Spec(sections={"anogan": anogan_config})}
+def check_search(search: ml_collections.ConfigDict, prefix: str = "search") -> None:
+  """Raises ValueError naming the first invalid field of a search config (`search_config`).
+
+  The field is named `prefix.field` (e.g. "anogan.search.init") with its value.
+  """
+  checks = (
+      (search.init in INITS, f"init must be one of {INITS}; got {search.init!r}."),
+      (search.schedule in SCHEDULES,
+       f"schedule must be one of {SCHEDULES}; got {search.schedule!r}."),
+      (search.optimizer in OPTIMIZERS,
+       f"optimizer must be one of {OPTIMIZERS}; got {search.optimizer!r}."),
+      (search.select in SELECTS, f"select must be one of {SELECTS}; got {search.select!r}."),
+      (0.0 <= search.lam <= 1.0, f"lam must lie in [0, 1]; got {search.lam}."),
+      (search.steps >= 1, f"steps must be >= 1; got {search.steps}."),
+      (search.restarts >= 1, f"restarts must be >= 1; got {search.restarts}."),
+      (search.chunk_size >= 0, f"chunk_size must be >= 0 (0 = auto); got {search.chunk_size}."),
+      (search.patience >= 0, f"patience must be >= 0 (0 = off); got {search.patience}."),
+      (search.min_delta >= 0.0, f"min_delta must be >= 0; got {search.min_delta}."),
+      (len(search.piecewise_boundaries) == len(search.piecewise_scales),
+       "piecewise_boundaries and piecewise_scales must have the same length; got "
+       f"{search.piecewise_boundaries} and {search.piecewise_scales}."),
+  )
+  for ok, message in checks:
+    if not ok:
+      raise ValueError(f"Invalid latent search config: {prefix}.{message}")
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming an `anogan` field AnoGAN cannot take (its search has no encoder)."""
+  search = config.anogan.search
+  check_search(search, "anogan.search")
+  if config.anogan.gan_loss not in GAN_LOSSES:
+    raise ValueError(f"Unknown anogan.gan_loss {config.anogan.gan_loss!r}; choose one of "
+                     f"{', '.join(GAN_LOSSES)}.")
+  if config.anogan.gan_loss == "wgan_gp":
+    spec.check_wgan_gp(config.anogan.n_critic, config.anogan.gp_weight, "anogan")
+    if config.anogan.feature_matching:
+      raise ValueError("anogan.feature_matching is for gan_loss 'bce'; with 'wgan_gp' G's "
+                       "loss is -mean D(G(z)). Set one of them back.")
+  if search.init == "encoder":
+    raise ValueError("AnoGAN has no encoder: set anogan.search.init to 'zeros', 'normal' or "
+                     "'truncated_normal' (init='encoder' is for methods with an encoder).")
+
+
+METHODS = {"anogan": spec.Spec(sections={"anogan": anogan_config}, check=check)}

@@ -49,7 +49,31 @@ def egbad_config() -> ml_collections.ConfigDict:
   return config
 
 
+def encoder_search(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`anogan.search` with `egbad.search_steps` steps, started from the encoder's z (a copy)."""
+  search = ml_collections.ConfigDict(config.anogan.search.to_dict())
+  search.steps = int(config.egbad.search_steps)
+  search.init = "encoder"
+  return search
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming an `egbad` field (or, with search_steps, `anogan.search`'s) out of range."""
+  cfg = config.egbad
+  if not 0.0 <= cfg.feature_weight <= 1.0:
+    raise ValueError(f"egbad.feature_weight must lie in [0, 1]; got {cfg.feature_weight}.")
+  if not 0.0 <= cfg.ema_decay < 1.0:
+    raise ValueError(f"egbad.ema_decay must lie in [0, 1); got {cfg.ema_decay}.")
+  if not 0.0 <= cfg.d_dropout < 1.0:
+    raise ValueError(f"egbad.d_dropout must lie in [0, 1); got {cfg.d_dropout}.")
+  if cfg.search_steps < 0:
+    raise ValueError(f"egbad.search_steps must be >= 0 (0 = off); got {cfg.search_steps}.")
+  if cfg.search_steps > 0:
+    anogan.check_search(encoder_search(config), "anogan.search")
+
+
 # The encoder-initialised search of `search_steps` is AnoGAN's: EGBAD reads
 # `anogan.search` (not the rest of `anogan`).
 METHODS = {"egbad": spec.Spec(sections={"egbad": egbad_config,
-                                        "anogan.search": anogan.search_config})}
+                                        "anogan.search": anogan.search_config},
+                              check=check)}

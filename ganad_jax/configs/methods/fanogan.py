@@ -47,7 +47,7 @@ def check(config: ml_collections.ConfigDict) -> None:
   """ValueError naming the field: unknown encoder_loss, bad counts or weights.
 
   The run's length (train.num_steps = gan_steps + encoder_steps) is checked
-  when the method is built (`methods.fanogan.check_config`), so that
+  when the method is built (`methods.fanogan.check_run_length`), so that
   `base_config("fanogan")` with the shared train defaults stays valid.
   """
   cfg = config.fanogan
@@ -58,6 +58,7 @@ def check(config: ml_collections.ConfigDict) -> None:
                  "must be an integer >= 1")
   for name in ("kappa", "encoder_lr"):
     spec.require(float(cfg[name]) >= 0.0, f"fanogan.{name}", cfg[name], "must be >= 0")
+  spec.check_wgan_gp(cfg.n_critic, cfg.gp_weight, "fanogan")
 
 
 METHODS = {"fanogan": spec.Spec(sections={"fanogan": fanogan_config}, check=check)}

@@ -5,6 +5,10 @@ import ml_collections
 from ganad_jax.configs import pretrained
 from ganad_jax.configs.methods import spec
 
+FEATURES = ("pixels", "workdir", "pretrained", "flax_file")  # gaussian.features.
+POOLS = ("mean", "flatten")  # gaussian.pool.
+
+
 def gaussian_config() -> ml_collections.ConfigDict:
   """Returns the `gaussian` section.
 
@@ -52,6 +56,10 @@ def check(config: ml_collections.ConfigDict) -> None:
   scipy's pinvh cutoff (`methods/gaussian.py`).
   """
   cfg = config.gaussian
+  if cfg.features not in FEATURES:
+    raise ValueError(f"gaussian.features must be one of {FEATURES}; got {cfg.features!r}.")
+  if cfg.pool not in POOLS:
+    raise ValueError(f"gaussian.pool must be one of {POOLS}; got {cfg.pool!r}.")
   spec.require(cfg.max_features > 0, "gaussian.max_features", cfg.max_features, "must be > 0")
   spec.require(cfg.select_levels >= 0, "gaussian.select_levels", cfg.select_levels,
                "must be >= 0 (0 sums every layer)")
