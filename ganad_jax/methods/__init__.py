@@ -17,6 +17,7 @@ from ganad_jax.methods import egbad
 from ganad_jax.methods import fanogan
 from ganad_jax.methods import gaussian
 from ganad_jax.methods import padim
+from ganad_jax.methods import patchcore
 from ganad_jax.methods import vae
 from ganad_jax.methods import ganomaly
 from ganad_jax.methods import skip_ganomaly
@@ -30,6 +31,7 @@ _REGISTRY = {
     "fanogan": fanogan.make,
     "gaussian": gaussian.make,
     "padim": padim.make,
+    "patchcore": patchcore.make,
     "vae": vae.make,
     "ganomaly": ganomaly.make,
     "skip_ganomaly": skip_ganomaly.make,
@@ -40,6 +42,7 @@ NAMES = tuple(sorted(_REGISTRY))
 # Methods that compute with the pretrained backbone of `config.pretrained`, when.
 _USES_BACKBONE = {
     "padim": lambda config: True,
+    "patchcore": lambda config: True,
     "gaussian": lambda config: config.gaussian.features == "pretrained",
 }
 

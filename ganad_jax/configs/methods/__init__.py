@@ -19,13 +19,15 @@ from ganad_jax.configs.methods import fanogan
 from ganad_jax.configs.methods import ganomaly
 from ganad_jax.configs.methods import gaussian
 from ganad_jax.configs.methods import padim
+from ganad_jax.configs.methods import patchcore
 from ganad_jax.configs.methods import skip_ganomaly
 from ganad_jax.configs.methods import spec
 from ganad_jax.configs.methods import vae
 
 Spec = spec.Spec
 REGISTRY: dict[str, Spec] = {**ae.METHODS, **anogan.METHODS, **egbad.METHODS, **fanogan.METHODS,
-                             **gaussian.METHODS, **padim.METHODS, **vae.METHODS,
+                             **gaussian.METHODS, **padim.METHODS, **patchcore.METHODS,
+                             **vae.METHODS,
                              **ganomaly.METHODS, **skip_ganomaly.METHODS}
 NAMES = tuple(sorted(REGISTRY))
 
