@@ -13,6 +13,7 @@ from ganad_jax.methods import anogan
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
 from ganad_jax.methods import egbad
+from ganad_jax.methods import fastflow
 from ganad_jax.methods import gaussian
 from ganad_jax.methods import padim
 from ganad_jax.methods import vae
@@ -25,6 +26,7 @@ _REGISTRY = {
     "ssim_ae": functools.partial(ae.make, loss="ssim"),
     "anogan": anogan.make,
     "egbad": egbad.make,
+    "fastflow": fastflow.make,
     "gaussian": gaussian.make,
     "padim": padim.make,
     "vae": vae.make,
@@ -61,6 +63,7 @@ def check_config(config) -> None:
 # Methods that compute with the pretrained backbone of `config.pretrained`, when.
 _USES_BACKBONE = {
     "padim": lambda config: True,
+    "fastflow": lambda config: True,
     "gaussian": lambda config: config.gaussian.features == "pretrained",
 }
 
