@@ -11,6 +11,7 @@ import functools
 from ganad_jax.methods import ae
 from ganad_jax.methods import anogan
 from ganad_jax.methods import backbone
+from ganad_jax.methods import cflow
 from ganad_jax.methods import base
 from ganad_jax.methods import egbad
 from ganad_jax.methods import fastflow
@@ -25,6 +26,7 @@ _REGISTRY = {
     "ae": functools.partial(ae.make, loss="l2"),
     "ssim_ae": functools.partial(ae.make, loss="ssim"),
     "anogan": anogan.make,
+    "cflow": cflow.make,
     "egbad": egbad.make,
     "fastflow": fastflow.make,
     "gaussian": gaussian.make,
@@ -64,6 +66,7 @@ def check_config(config) -> None:
 _USES_BACKBONE = {
     "padim": lambda config: True,
     "fastflow": lambda config: True,
+    "cflow": lambda config: True,
     "gaussian": lambda config: config.gaussian.features == "pretrained",
 }
 

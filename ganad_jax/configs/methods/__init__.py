@@ -13,6 +13,7 @@ section is refused by `schema.validate`, and skipped when an old config.json
 import ml_collections
 
 from ganad_jax.configs.methods import ae
+from ganad_jax.configs.methods import cflow
 from ganad_jax.configs.methods import anogan
 from ganad_jax.configs.methods import egbad
 from ganad_jax.configs.methods import fastflow
@@ -24,8 +25,8 @@ from ganad_jax.configs.methods import spec
 from ganad_jax.configs.methods import vae
 
 Spec = spec.Spec
-REGISTRY: dict[str, Spec] = {**ae.METHODS, **anogan.METHODS, **egbad.METHODS, **fastflow.METHODS,
-                             **gaussian.METHODS, **padim.METHODS, **vae.METHODS,
+REGISTRY: dict[str, Spec] = {**ae.METHODS, **anogan.METHODS, **cflow.METHODS, **egbad.METHODS,
+                             **fastflow.METHODS, **gaussian.METHODS, **padim.METHODS, **vae.METHODS,
                              **ganomaly.METHODS, **skip_ganomaly.METHODS}
 NAMES = tuple(sorted(REGISTRY))
 
