@@ -16,6 +16,7 @@ from ganad_jax.methods import base
 from ganad_jax.methods import egbad
 from ganad_jax.methods import fastflow
 from ganad_jax.methods import gaussian
+from ganad_jax.methods import msflow
 from ganad_jax.methods import padim
 from ganad_jax.methods import vae
 from ganad_jax.methods import ganomaly
@@ -30,6 +31,7 @@ _REGISTRY = {
     "egbad": egbad.make,
     "fastflow": fastflow.make,
     "gaussian": gaussian.make,
+    "msflow": msflow.make,
     "padim": padim.make,
     "vae": vae.make,
     "ganomaly": ganomaly.make,
@@ -67,6 +69,7 @@ _USES_BACKBONE = {
     "padim": lambda config: True,
     "fastflow": lambda config: True,
     "cflow": lambda config: True,
+    "msflow": lambda config: True,
     "gaussian": lambda config: config.gaussian.features == "pretrained",
 }
 

@@ -19,6 +19,7 @@ from ganad_jax.configs.methods import egbad
 from ganad_jax.configs.methods import fastflow
 from ganad_jax.configs.methods import ganomaly
 from ganad_jax.configs.methods import gaussian
+from ganad_jax.configs.methods import msflow
 from ganad_jax.configs.methods import padim
 from ganad_jax.configs.methods import skip_ganomaly
 from ganad_jax.configs.methods import spec
@@ -26,8 +27,9 @@ from ganad_jax.configs.methods import vae
 
 Spec = spec.Spec
 REGISTRY: dict[str, Spec] = {**ae.METHODS, **anogan.METHODS, **cflow.METHODS, **egbad.METHODS,
-                             **fastflow.METHODS, **gaussian.METHODS, **padim.METHODS, **vae.METHODS,
-                             **ganomaly.METHODS, **skip_ganomaly.METHODS}
+                             **fastflow.METHODS, **gaussian.METHODS, **msflow.METHODS,
+                             **padim.METHODS, **vae.METHODS, **ganomaly.METHODS,
+                             **skip_ganomaly.METHODS}
 NAMES = tuple(sorted(REGISTRY))
 
 
