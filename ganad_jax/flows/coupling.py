@@ -40,7 +40,7 @@ SUBNETS = ("conv", "conv_ln", "dense")
 
 
 def torch_kernel_init():
-  """PyTorch's default Linear / Conv weight init: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))."""
+  """PyTorch's Linear / Conv weight init: kaiming_uniform(a=sqrt(5)), U(+-1/sqrt(fan_in))."""
   return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
@@ -161,7 +161,8 @@ class AllInOneBlock(nn.Module):
     u = (u - offset) / scale
     x1, y2 = u[..., :c1], u[..., c1:]
     s, t = coefficients(x1)
-    return jnp.concatenate([x1, (y2 - t) * jnp.exp(-s)], axis=-1), -_sum_non_batch(s) - global_logdet
+    x = jnp.concatenate([x1, (y2 - t) * jnp.exp(-s)], axis=-1)
+    return x, -_sum_non_batch(s) - global_logdet
 
 
 class Flow(nn.Module):

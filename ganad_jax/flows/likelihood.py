@@ -25,20 +25,20 @@ def gaussian_log_prob(z, axis=-1):
 
 
 def flow_log_prob(z, logdet, axis=-1):
-  """log p(x) in nats = log N(z; 0, I) + log|det J|: z (N, ...), logdet broadcastable to the result."""
+  """log p(x) in nats = log N(z; 0, I) + log|det J|; logdet broadcastable to the result."""
   return gaussian_log_prob(z, axis) + logdet
 
 
 def flow_nll(z, logdet):
-  """The per-example NLL in nats of a flow's outputs: z (N, ...) summed over all but N, logdet (N,)."""
+  """Per-example NLL in nats of a flow's outputs: z (N, ...) summed over all but N, logdet (N,)."""
   return -flow_log_prob(z, logdet, axis=tuple(range(1, z.ndim)))
 
 
 def fastflow_nll(z, logdet):
-  """The FastFlow / MSFlow training loss per example: 0.5 sum z^2 - logdet (NLL without the constant)."""
+  """FastFlow's / MSFlow's loss per example: 0.5 sum z^2 - logdet (the NLL less its constant)."""
   return 0.5 * jnp.sum(jnp.square(z).reshape(z.shape[0], -1), axis=1) - logdet
 
 
 def location_log_prob(z):
-  """(N, H, W): -0.5 mean over channels of z^2 per location, z (N, H, W, C) (the references' map)."""
+  """(N, H, W): -0.5 mean over channels of z^2, z (N, H, W, C) (the references' map)."""
   return -0.5 * jnp.mean(jnp.square(z), axis=-1)

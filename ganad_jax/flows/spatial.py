@@ -29,7 +29,7 @@ def positional_encoding_2d(d: int, h: int, w: int) -> np.ndarray:
   half = d // 2
   div = np.exp(np.arange(0.0, half, 2) * -(math.log(1e4) / half))
   pe = np.zeros((d, h, w))
-  pos_w, pos_h = np.arange(w)[:, None] * div, np.arange(h)[:, None] * div  # (w, half/2), (h, half/2)
+  pos_w, pos_h = np.arange(w)[:, None] * div, np.arange(h)[:, None] * div  # (w, d/4), (h, d/4)
   pe[0:half:2] = np.sin(pos_w).T[:, None, :]
   pe[1:half:2] = np.cos(pos_w).T[:, None, :]
   pe[half::2] = np.sin(pos_h).T[:, :, None]
@@ -80,7 +80,7 @@ def adaptive_avg_pool(x, size: tuple[int, int]):
 
 
 def avg_pool_3x3(x):
-  """nn.AvgPool2d(3, stride 2, padding 1), zero padding counted: (N, H, W, C) -> (N, ceil(H/2), ...)."""
+  """nn.AvgPool2d(3, 2, padding 1), zeros counted: (N, H, W, C) -> (N, ceil(H/2), ceil(W/2), C)."""
   total = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 3, 3, 1), (1, 2, 2, 1),
                                 ((0, 0), (1, 1), (1, 1), (0, 0)))
   return total / 9.0

@@ -111,7 +111,7 @@ def build(config, input_shape: tuple[int, ...]):
             "log_prob_max": {n: jnp.zeros((), jnp.float32) for n in layers}}
 
   def train_level(name, params, opt_state, e, c, key):
-    """Adam steps on shuffled fiber batches of one level: (params, opt_state, mean loss, max log p / C)."""
+    """Adam steps on one level's shuffled fiber batches: (params, opt_state, loss, max log p / C)."""
     n = e.shape[0]
     size = min(fiber, n)
     count = n // size if not cfg.fiber_steps else min(int(cfg.fiber_steps), n // size)

@@ -1,4 +1,4 @@
-"""What the flow methods (fastflow, cflow, msflow) share: their backbone stages and the Adam they train with.
+"""What the flow methods (fastflow, cflow, msflow) share: backbone stages, embed, Adam.
 
 Each flow method reads a frozen pretrained backbone (`config.pretrained`,
 `methods/backbone.py`), picks some of its stages and trains flows on them;
@@ -59,7 +59,7 @@ def make_embed(net, layers):
 
 
 def example_features(net, layers) -> dict[str, np.ndarray]:
-  """Zeros shaped as one image's features, {stage: (1, h, w, c)}: what the flows are initialised on."""
+  """Zeros shaped as one image's features, {stage: (1, h, w, c)}: what flows are initialised on."""
   return {n: np.zeros((1, *net.stages[n]), np.float32) for n in layers}
 
 
@@ -69,7 +69,10 @@ def frozen(net) -> dict:
 
 
 def adam(config, weight_decay: float, clip_norm: float = 0.0) -> optax.GradientTransformation:
-  """PyTorch's Adam(weight_decay): L2 on the gradient, then `base.adam(config.optim)`; clip first if > 0."""
+  """PyTorch's Adam(weight_decay): L2 on the gradient, then `base.adam(config.optim)`.
+
+  clip_norm > 0: the gradients' global norm is clipped to it first (clip_grad_norm_).
+  """
   parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm > 0 else []
   if weight_decay > 0:
     parts.append(optax.add_decayed_weights(weight_decay))
