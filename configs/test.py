@@ -31,4 +31,8 @@ _TINY = {
     "egbad": {"egbad.g_widths": (8,), "egbad.e_widths": (8,), "egbad.d_widths": (8,),
               "egbad.d_z_features": 8, "egbad.d_joint_features": 8},
     "vae": {"vae.num_score_samples": 4},
+    "fastflow": {"fastflow.flow_steps": 2},
+    "cflow": {"cflow.coupling_blocks": 2, "cflow.condition_vec": 8, "cflow.fiber_batch": 16,
+              "cflow.fiber_steps": 2},
+    "msflow": {"msflow.parallel_blocks": (1, 1, 1), "msflow.c_conds": (8, 8, 8)},
 }
