@@ -35,4 +35,7 @@ _TINY = {
     "cflow": {"cflow.coupling_blocks": 2, "cflow.condition_vec": 8, "cflow.fiber_batch": 16,
               "cflow.fiber_steps": 2},
     "msflow": {"msflow.parallel_blocks": (1, 1, 1), "msflow.c_conds": (8, 8, 8)},
+    # The GAN for steps 0-2, the encoder for 3-5: checkpoint 3 is the stage boundary.
+    "fanogan": {"fanogan.dim": 2, "fanogan.gan_steps": 3, "fanogan.encoder_steps": 3,
+                "fanogan.n_critic": 2},
 }

@@ -11,9 +11,10 @@ import functools
 from ganad_jax.methods import ae
 from ganad_jax.methods import anogan
 from ganad_jax.methods import backbone
-from ganad_jax.methods import cflow
 from ganad_jax.methods import base
+from ganad_jax.methods import cflow
 from ganad_jax.methods import egbad
+from ganad_jax.methods import fanogan
 from ganad_jax.methods import fastflow
 from ganad_jax.methods import gaussian
 from ganad_jax.methods import msflow
@@ -29,6 +30,7 @@ _REGISTRY = {
     "anogan": anogan.make,
     "cflow": cflow.make,
     "egbad": egbad.make,
+    "fanogan": fanogan.make,
     "fastflow": fastflow.make,
     "gaussian": gaussian.make,
     "msflow": msflow.make,
@@ -44,6 +46,7 @@ NAMES = tuple(sorted(_REGISTRY))
 _CONFIG_CHECKS = {
     "anogan": anogan.check_config,
     "egbad": egbad.check_config,
+    "fanogan": fanogan.check_config,
     "gaussian": gaussian.check_config,
 }
 

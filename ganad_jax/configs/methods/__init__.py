@@ -16,6 +16,7 @@ from ganad_jax.configs.methods import ae
 from ganad_jax.configs.methods import cflow
 from ganad_jax.configs.methods import anogan
 from ganad_jax.configs.methods import egbad
+from ganad_jax.configs.methods import fanogan
 from ganad_jax.configs.methods import fastflow
 from ganad_jax.configs.methods import ganomaly
 from ganad_jax.configs.methods import gaussian
@@ -27,9 +28,9 @@ from ganad_jax.configs.methods import vae
 
 Spec = spec.Spec
 REGISTRY: dict[str, Spec] = {**ae.METHODS, **anogan.METHODS, **cflow.METHODS, **egbad.METHODS,
-                             **fastflow.METHODS, **gaussian.METHODS, **msflow.METHODS,
-                             **padim.METHODS, **vae.METHODS, **ganomaly.METHODS,
-                             **skip_ganomaly.METHODS}
+                             **fanogan.METHODS, **fastflow.METHODS, **gaussian.METHODS,
+                             **msflow.METHODS, **padim.METHODS, **vae.METHODS,
+                             **ganomaly.METHODS, **skip_ganomaly.METHODS}
 NAMES = tuple(sorted(REGISTRY))
 
 
