@@ -31,6 +31,10 @@ _TINY = {
     "egbad": {"egbad.g_widths": (8,), "egbad.e_widths": (8,), "egbad.d_widths": (8,),
               "egbad.d_z_features": 8, "egbad.d_joint_features": 8},
     "vae": {"vae.num_score_samples": 4},
+    "fastflow": {"fastflow.flow_steps": 2},
+    "cflow": {"cflow.coupling_blocks": 2, "cflow.condition_vec": 8, "cflow.fiber_batch": 16,
+              "cflow.fiber_steps": 2},
+    "msflow": {"msflow.parallel_blocks": (1, 1, 1), "msflow.c_conds": (8, 8, 8)},
     # The GAN for steps 0-2, the encoder for 3-5: checkpoint 3 is the stage boundary.
     "fanogan": {"fanogan.dim": 2, "fanogan.gan_steps": 3, "fanogan.encoder_steps": 3,
                 "fanogan.n_critic": 2},

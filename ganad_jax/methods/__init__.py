@@ -13,9 +13,12 @@ from ganad_jax.methods import ae
 from ganad_jax.methods import anogan
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
+from ganad_jax.methods import cflow
 from ganad_jax.methods import egbad
 from ganad_jax.methods import fanogan
+from ganad_jax.methods import fastflow
 from ganad_jax.methods import gaussian
+from ganad_jax.methods import msflow
 from ganad_jax.methods import padim
 from ganad_jax.methods import patchcore
 from ganad_jax.methods import vae
@@ -27,9 +30,12 @@ _REGISTRY = {
     "ae": functools.partial(ae.make, loss="l2"),
     "ssim_ae": functools.partial(ae.make, loss="ssim"),
     "anogan": anogan.make,
+    "cflow": cflow.make,
     "egbad": egbad.make,
     "fanogan": fanogan.make,
+    "fastflow": fastflow.make,
     "gaussian": gaussian.make,
+    "msflow": msflow.make,
     "padim": padim.make,
     "patchcore": patchcore.make,
     "vae": vae.make,
@@ -43,6 +49,9 @@ NAMES = tuple(sorted(_REGISTRY))
 _USES_BACKBONE = {
     "padim": lambda config: True,
     "patchcore": lambda config: True,
+    "fastflow": lambda config: True,
+    "cflow": lambda config: True,
+    "msflow": lambda config: True,
     "gaussian": lambda config: config.gaussian.features == "pretrained",
 }
 

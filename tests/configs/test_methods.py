@@ -20,7 +20,8 @@ SHARED = {"data", "model", "optim", "train", "eval", "patch", "ensemble", "mesh"
 OWN = {"ae": set(), "ssim_ae": {"ssim"}, "anogan": {"anogan"}, "egbad": {"egbad", "anogan"},
        "vae": {"vae"}, "gaussian": {"gaussian", "pretrained"}, "padim": {"padim", "pretrained"},
        "patchcore": {"patchcore", "pretrained"},
-       "ganomaly": {"ganomaly"}, "skip_ganomaly": {"skip_ganomaly"}, "fanogan": {"fanogan"}}
+       "ganomaly": {"ganomaly"}, "skip_ganomaly": {"skip_ganomaly"}, "fanogan": {"fanogan"},
+       **{flow: {flow, "pretrained", "features"} for flow in ("fastflow", "cflow", "msflow")}}
 
 
 def _old(name):
@@ -54,7 +55,7 @@ def test_egbad_holds_the_latent_search_of_anogan_only():
 
 def test_unknown_method_is_refused_by_name():
   with pytest.raises(ValueError, match=r"^Unknown method 'anogann' \(config.method\); choose "
-                                       r"one of ae, anogan, egbad, "):
+                                       r"one of ae, anogan, cflow, egbad, "):
     configs.base_config("anogann")
 
 

@@ -14,10 +14,13 @@ import ml_collections
 
 from ganad_jax.configs.methods import ae
 from ganad_jax.configs.methods import anogan
+from ganad_jax.configs.methods import cflow
 from ganad_jax.configs.methods import egbad
 from ganad_jax.configs.methods import fanogan
+from ganad_jax.configs.methods import fastflow
 from ganad_jax.configs.methods import ganomaly
 from ganad_jax.configs.methods import gaussian
+from ganad_jax.configs.methods import msflow
 from ganad_jax.configs.methods import padim
 from ganad_jax.configs.methods import patchcore
 from ganad_jax.configs.methods import skip_ganomaly
@@ -25,8 +28,9 @@ from ganad_jax.configs.methods import spec
 from ganad_jax.configs.methods import vae
 
 Spec = spec.Spec
-REGISTRY: dict[str, Spec] = {**ae.METHODS, **anogan.METHODS, **egbad.METHODS, **fanogan.METHODS,
-                             **gaussian.METHODS, **padim.METHODS, **patchcore.METHODS,
+REGISTRY: dict[str, Spec] = {**ae.METHODS, **anogan.METHODS, **cflow.METHODS, **egbad.METHODS,
+                             **fanogan.METHODS, **fastflow.METHODS, **gaussian.METHODS,
+                             **msflow.METHODS, **padim.METHODS, **patchcore.METHODS,
                              **vae.METHODS,
                              **ganomaly.METHODS, **skip_ganomaly.METHODS}
 NAMES = tuple(sorted(REGISTRY))
