@@ -6,7 +6,8 @@ r"""Train-step throughput (images/s) of anomalib's FastFlow, CFlow and CS-Flow o
 One process, one method, the flow parts of `anomalib_flow_models` (anomalib's
 code) on random N(0, 1) features of the shapes our Lite0 features have (the
 inputs of `anomalib_flow_step.py`: fastflow stage2 / 3 / 5 at 224, cflow
-stage3 / 5 / 7 at 224, csflow stage6 of --csflow_size, /2, /4; or --dims
+stage3 / 5 / 6 at 224 (soft permutations, fiber batches of --fiber_batch,
+lr 2e-4: our cflow's, the cflow-ad reference's), csflow stage6 of --csflow_size, /2, /4; or --dims
 "CxHxW,..."), because our flows also train on features computed once
 (`Method.embed`). A step is what anomalib's Lightning `training_step` does
 for one batch, without Lightning's loop: FastFlow and CS-Flow one forward,
@@ -36,9 +37,9 @@ import lite_timm  # pylint: disable=wrong-import-position
 
 # (C, H, W) of Lite0's stages at 224 (and stage6's at 384, 192, 96 for CS-Flow).
 LITE0 = {"stage2": (24, 56, 56), "stage3": (40, 28, 28), "stage5": (112, 14, 14),
-         "stage7": (320, 7, 7)}
+         "stage6": (192, 7, 7)}
 DEFAULT_DIMS = {"fastflow": [LITE0["stage2"], LITE0["stage3"], LITE0["stage5"]],
-                "cflow": [LITE0["stage3"], LITE0["stage5"], LITE0["stage7"]]}
+                "cflow": [LITE0["stage3"], LITE0["stage5"], LITE0["stage6"]]}
 
 
 def csflow_dims(size: int) -> list[tuple[int, int, int]]:
@@ -59,8 +60,8 @@ def make_step(method: str, dims, args):
       opt.step()
       return float(loss.detach())
   elif method == "cflow":
-    model = fm.build_cflow(dims)
-    opt = fm.cflow_optimizer(model)
+    model = fm.build_cflow(dims, fiber_batch_size=args.fiber_batch, permute_soft=True)
+    opt = fm.cflow_optimizer(model, lr=2e-4)
 
     def step(feats):
       return fm.cflow_train_step(model, opt, feats)
@@ -89,6 +90,7 @@ def main():
   p.add_argument("--warmup", type=int, default=1)
   p.add_argument("--repeats", type=int, default=2)
   p.add_argument("--with_backbone", action="store_true")
+  p.add_argument("--fiber_batch", type=int, default=256, help="CFlow's fiber batch (ours 256).")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--threads", type=int, default=1)
   p.add_argument("--json_out", default="")
@@ -129,6 +131,9 @@ def main():
             "machine": common.machine(a.threads)}
   if a.method == "csflow":
     result["csflow_hidden"] = a.csflow_hidden
+  if a.method == "cflow":  # Adam steps per image batch: every fiber batch of every input.
+    result["fiber_batch"] = a.fiber_batch
+    result["fiber_batches_per_step"] = sum(a.batch * h * w // a.fiber_batch for _, h, w in dims)
   result["machine"]["load_average_at_end"] = list(os.getloadavg())
   print(f"{a.method}: {max(ips):.2f} images/s (best of {a.repeats} x {a.steps} steps of "
         f"{a.batch}; all {', '.join(f'{v:.2f}' for v in ips)})")

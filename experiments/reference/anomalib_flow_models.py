@@ -256,14 +256,17 @@ def csflow_clip(model):
 
 
 def hard_permutations(module) -> dict[str, np.ndarray]:
-  """{name: (C,) int} of every AllInOneBlock's w_perm (y[i] = u[perm[i]]) and ParallelPermute."""
+  """{name: perm} of every AllInOneBlock and ParallelPermute: (C,) int32 indices, y[i] = u[perm[i]]
+  (hard), or the (C, C) float32 rotation R, y = R u (soft: w_perm, permute_soft=True)."""
   from anomalib.models.components.flow import AllInOneBlock  # pylint: disable=import-outside-toplevel
   from anomalib.models.image.csflow.torch_model import ParallelPermute  # pylint: disable=import-outside-toplevel
   out = {}
   for name, m in module.named_modules():
     if isinstance(m, AllInOneBlock) and m.w_perm is not None:
       w = m.w_perm.detach().reshape(m.w_perm.shape[0], m.w_perm.shape[1]).numpy()
-      out[name] = np.argmax(w, axis=1).astype(np.int32)
+      is_hard = np.array_equal(np.sort(w.ravel())[-w.shape[0]:], np.ones(w.shape[0])) and (
+          np.count_nonzero(w) == w.shape[0])
+      out[name] = np.argmax(w, axis=1).astype(np.int32) if is_hard else w.astype(np.float32)
     elif isinstance(m, ParallelPermute):
       for i, p in enumerate(m.perm):
         out[f"{name}.scale{i}"] = p.numpy().astype(np.int32)
