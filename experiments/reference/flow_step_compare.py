@@ -14,10 +14,16 @@ AllInOneBlock global_scale / global_offset (1, C, 1, 1) -> (C,)) and its
 fixed permutations. Our permutations are trace-time constants drawn from
 (seed, channels) (`flows/coupling.py`), so `coupling.permutation` is
 replaced, for this process only, by a lookup of anomalib's: block j of
-input i has seed 1000 i + j in our `Flow`. Then our loss at those weights
-against anomalib's first-step loss, and --steps of our `train_step` on the
-same batch against anomalib's losses before each update (its Adam: lr 1e-3,
-weight decay 1e-5, the config's optimiser must match: printed).
+input i has seed 1000 i + j in our `Flow` (CFlow's soft permutations are
+anomalib's rotation matrices, y = R u, as ours). Then:
+- fastflow: our loss at those weights against anomalib's first-step loss,
+  and --steps of our `train_step` on the same batch against anomalib's
+  losses before each update (its Adam: lr 1e-3, weight decay 1e-5; the
+  config's optimiser must match: printed);
+- cflow: our `loss` (the mean over levels of -logsigmoid(log p / C) over
+  every location) against the same over anomalib's decoders at the initial
+  weights; the training steps are not compared, since each side shuffles
+  its fibers with its own RNG (anomalib's order is in the dump).
 
 --freia_clamp (a diagnosis) swaps our soft clamp, clamp * tanh(a / clamp),
 for FrEIA's and anomalib's AllInOneBlock one, clamp * tanh(a), in this
@@ -25,7 +31,7 @@ process, to show whether that is the whole difference.
 
 Tolerance: --rtol (default 1e-4 relative: float32 sums of ~10^5 terms in
 another order) on each loss. Exit status 1 beyond it. Methods: fastflow
-(`ganad_jax.methods.fastflow.build` -> (method, loss)).
+and cflow (`ganad_jax.methods.<name>.build` -> (method, loss)).
 """
 
 import json
@@ -43,7 +49,7 @@ from ganad_jax.flows import coupling
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Our config of the method.")
 _DUMP = flags.DEFINE_string("dump_dir", None, "anomalib_flow_step.py's --out_dir.")
-_METHOD = flags.DEFINE_enum("method", "fastflow", ["fastflow"], "The flow compared.")
+_METHOD = flags.DEFINE_enum("method", "fastflow", ["fastflow", "cflow"], "The flow compared.")
 _RTOL = flags.DEFINE_float("rtol", 1e-4, "Relative tolerance on each loss.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Steps compared; 0 = every loss in the dump.")
 _FREIA_CLAMP = flags.DEFINE_bool(
@@ -84,14 +90,31 @@ def fastflow_params(p: dict, layers: tuple[str, ...], steps: int) -> dict:
   return out
 
 
+def dense(p, prefix):
+  return {"kernel": np.transpose(p[prefix + ".weight"]), "bias": p[prefix + ".bias"]}
+
+
+def cflow_params(p: dict, layers: tuple[str, ...], blocks: int) -> dict:
+  """anomalib's cflow decoders -> our cflow params {stage: {block<j>: ...}}."""
+  out = {}
+  for i, name in enumerate(layers):
+    out[name] = {}
+    for j in range(blocks):
+      b = f"decoders.{i}.module_list.{j}"
+      out[name][f"block{j}"] = {"global_scale": p[b + ".global_scale"].ravel(),
+                                "global_offset": p[b + ".global_offset"].ravel(),
+                                "subnet": {"fc1": dense(p, b + ".subnet.0"),
+                                           "fc2": dense(p, b + ".subnet.2")}}
+  return out
+
+
 def use_permutations(perms: dict, prefix: str) -> None:
   """Our `coupling.permutation(c, seed, soft)` -> anomalib's perm of block seed % 1000 of input seed // 1000."""
   def lookup(channels, seed, soft):
-    if soft:
-      raise ValueError("the dump holds hard permutations only")
     perm = perms[f"perm/{prefix}.{seed // 1000}.module_list.{seed % 1000}"]
-    if perm.shape != (channels,):
-      raise ValueError(f"permutation of seed {seed}: {perm.shape}, expected ({channels},)")
+    want = (channels, channels) if soft else (channels,)
+    if perm.shape != want:
+      raise ValueError(f"permutation of seed {seed}: {perm.shape}, expected {want}")
     return perm
   coupling.permutation = lookup
 
@@ -109,41 +132,56 @@ def same_tree(ours, theirs, path=""):
 
 def main(argv):
   del argv
-  from ganad_jax.methods import fastflow  # pylint: disable=import-outside-toplevel
   config = _CONFIG.value
-  dump = os.path.join(_DUMP.value or "", _METHOD.value)
+  name = _METHOD.value
+  dump = os.path.join(_DUMP.value or "", name)
   if not os.path.isfile(dump + ".npz"):
     raise FileNotFoundError(f"{dump}.npz not found (run anomalib_flow_step.py first)")
   with open(dump + ".json") as f:
     rec = json.load(f)
   data = dict(np.load(dump + ".npz"))
+  torch_params = {k[6:]: v for k, v in data.items() if k.startswith("param/")}
   layers = tuple(rec["stages"])
-  config.fastflow.layers = layers
-  if int(config.fastflow.flow_steps) != rec["settings"]["flow_steps"]:
-    raise ValueError(f"fastflow.flow_steps={config.fastflow.flow_steps}, the dump's "
-                     f"{rec['settings']['flow_steps']}")
-  use_permutations(data, "fast_flow_blocks")
+  section = config[name]
+  section.layers = layers
+  if name == "fastflow":
+    from ganad_jax.methods import fastflow as module  # pylint: disable=import-outside-toplevel
+    blocks, prefix = rec["settings"]["flow_steps"], "fast_flow_blocks"
+    if int(section.flow_steps) != blocks:
+      raise ValueError(f"fastflow.flow_steps={section.flow_steps}, the dump's {blocks}")
+    params = fastflow_params(torch_params, layers, blocks)
+  else:
+    from ganad_jax.methods import cflow as module  # pylint: disable=import-outside-toplevel
+    blocks, prefix = rec["settings"]["coupling_blocks"], "decoders"
+    for field, theirs in (("coupling_blocks", blocks), ("clamp", rec["settings"]["clamp_alpha"]),
+                          ("fiber_batch", rec["settings"]["fiber_batch_size"])):
+      if section[field] != theirs:
+        raise ValueError(f"cflow.{field}={section[field]}, the dump's {theirs}")
+    params = cflow_params(torch_params, layers, blocks)
+  use_permutations(data, prefix)
   if _FREIA_CLAMP.value:
-    use_freia_clamp(float(config.fastflow.clamp))
-    print(f"diagnosis: ours with FrEIA's clamp, {config.fastflow.clamp} * tanh(a)")
-  method, loss_fn = fastflow.build(config, (int(config.data.image_size),) * 2 + (1,))
-  features = {name: jnp.asarray(data[f"input{i}"]) for i, name in enumerate(layers)}
+    use_freia_clamp(float(section.clamp))
+    print(f"diagnosis: ours with FrEIA's clamp, {section.clamp} * tanh(a)")
+  method, loss_fn = module.build(config, (int(config.data.image_size),) * 2 + (1,))
+  features = {n: jnp.asarray(data[f"input{i}"]) for i, n in enumerate(layers)}
   state = method.init(jax.random.PRNGKey(0), None)
-  params = fastflow_params({k[6:]: v for k, v in data.items() if k.startswith("param/")},
-                           layers, rec["settings"]["flow_steps"])
   same_tree(jax.tree_util.tree_map(np.asarray, state["params"]), params)
   params = jax.tree_util.tree_map(jnp.asarray, params)
-  from ganad_jax.methods import flow_features  # pylint: disable=import-outside-toplevel
-  tx = flow_features.adam(config, float(config.fastflow.weight_decay))  # fastflow.build's.
-  state = dict(state, params=params, opt_state=tx.init(params))
-  print(f"optimiser: lr {config.optim.lr}, b1 {config.optim.b1}, b2 {config.optim.b2}, "
-        f"weight decay {config.fastflow.weight_decay} (anomalib: {rec['settings']['optimizer']})")
-  theirs = rec["losses"][:_STEPS.value or None]
   ours = [float(loss_fn(params, features))]
-  step = jax.jit(method.train_step)
-  for _ in theirs[1:]:
-    state, _ = step(state, features, jax.random.PRNGKey(0))
-    ours.append(float(loss_fn(state["params"], features)))
+  if name == "fastflow":
+    from ganad_jax.methods import flow_features  # pylint: disable=import-outside-toplevel
+    tx = flow_features.adam(config, float(section.weight_decay))  # fastflow.build's.
+    state = dict(state, params=params, opt_state=tx.init(params))
+    print(f"optimiser: lr {config.optim.lr}, b1 {config.optim.b1}, b2 {config.optim.b2}, "
+          f"weight decay {section.weight_decay} (anomalib: {rec['settings']['optimizer']})")
+    theirs = rec["losses"][:_STEPS.value or None]
+    step = jax.jit(method.train_step)
+    for _ in theirs[1:]:
+      state, _ = step(state, features, jax.random.PRNGKey(0))
+      ours.append(float(loss_fn(state["params"], features)))
+  else:  # The loss over every fiber at the initial weights (the fiber order is each side's RNG's).
+    theirs = [float(np.mean(rec["loss_all_fibers_init"]))]
+    print("per level, anomalib: " + ", ".join(f"{v:.7g}" for v in rec["loss_all_fibers_init"]))
   worst = 0.0
   print("| step | ours | anomalib | relative difference |\n|---|---|---|---|")
   for i, (a, b) in enumerate(zip(ours, theirs)):
