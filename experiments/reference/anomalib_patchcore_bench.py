@@ -1,6 +1,6 @@
 r"""anomalib's PatchCore coreset and nearest-neighbour search, timed (peers venv); prints JSON.
 
-  # random N(0, 1) features made here (seed 0), as bench_patchcore.py makes ours
+  # random N(0, 1) features made here, the same numbers as bench_patchcore.py draws for ours
   nice -n 10 /work/peers/bin/python experiments/reference/anomalib_patchcore_bench.py \
       --patches=100000 --dim=152 --queries=25088 --ratio=0.01 --repeats=3
   # or the very features of the other side (an .npz with `features` (N, D), `queries` (Q, D))
@@ -110,10 +110,10 @@ def main():
       features, queries = data["features"], data["queries"]
     source = a.features
   else:
-    rng = np.random.default_rng(a.seed)
-    features = rng.standard_normal((a.patches, a.dim), dtype=np.float32)
-    queries = rng.standard_normal((a.queries, a.dim), dtype=np.float32)
-    source = f"N(0, 1), numpy default_rng({a.seed})"
+    rng = np.random.default_rng(a.seed)  # As experiments/bench_patchcore.py draws ours.
+    features = rng.normal(size=(a.patches, a.dim)).astype(np.float32)
+    queries = rng.normal(size=(a.queries, a.dim)).astype(np.float32)
+    source = f"default_rng({a.seed}).normal, features then queries, float32"
   import anomalib_common as common  # pylint: disable=import-outside-toplevel
   result = {"command": "python " + " ".join(sys.argv), "side": "anomalib", "features": source,
             "machine": common.machine(a.threads),
