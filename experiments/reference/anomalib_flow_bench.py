@@ -101,6 +101,7 @@ def main():
             csflow_dims(a.csflow_size) if a.method == "csflow" else DEFAULT_DIMS[a.method])
   except ValueError:
     common.fail(f"--dims={a.dims!r}: expected 'CxHxW,...'")
+  machine = common.machine(a.threads)  # Its load average: at the start.
   gen = torch.Generator().manual_seed(a.seed)
   feats = [torch.randn((a.batch, *d), generator=gen) for d in dims]
   model, step = make_step(a.method, dims, a)
@@ -128,7 +129,7 @@ def main():
             "steps": a.steps, "warmup": a.warmup, "repeat_s": repeats, "images_per_s": max(ips),
             "images_per_s_all": ips, "losses": losses,
             "n_params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
-            "machine": common.machine(a.threads)}
+            "machine": machine}
   if a.method == "csflow":
     result["csflow_hidden"] = a.csflow_hidden
   if a.method == "cflow":  # Adam steps per image batch: every fiber batch of every input.
