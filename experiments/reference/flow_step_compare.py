@@ -25,10 +25,6 @@ anomalib's rotation matrices, y = R u, as ours). Then:
   weights; the training steps are not compared, since each side shuffles
   its fibers with its own RNG (anomalib's order is in the dump).
 
---freia_clamp (a diagnosis) swaps our soft clamp, clamp * tanh(a / clamp),
-for FrEIA's and anomalib's AllInOneBlock one, clamp * tanh(a), in this
-process, to show whether that is the whole difference.
-
 Tolerance: --rtol (default 1e-4 relative: float32 sums of ~10^5 terms in
 another order) on each loss. Exit status 1 beyond it. Methods: fastflow
 and cflow (`ganad_jax.methods.<name>.build` -> (method, loss)).
@@ -52,21 +48,6 @@ _DUMP = flags.DEFINE_string("dump_dir", None, "anomalib_flow_step.py's --out_dir
 _METHOD = flags.DEFINE_enum("method", "fastflow", ["fastflow", "cflow"], "The flow compared.")
 _RTOL = flags.DEFINE_float("rtol", 1e-4, "Relative tolerance on each loss.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Steps compared; 0 = every loss in the dump.")
-_FREIA_CLAMP = flags.DEFINE_bool(
-    "freia_clamp", False, "Diagnosis: run ours with FrEIA's soft clamp, s = clamp * tanh(a), "
-    "in place of ours, clamp * tanh(a / clamp) (this process only).")
-
-
-def use_freia_clamp(clamp: float) -> None:
-  """Our coupling's `jnp.tanh(a / clamp)` becomes tanh(a): FrEIA's / anomalib's clamp * tanh(a)."""
-  class Jnp:  # jax.numpy but for tanh, as `flows/coupling.py` sees it.
-    def __getattr__(self, name):
-      return getattr(jnp, name)
-
-    @staticmethod
-    def tanh(x):
-      return jnp.tanh(x * clamp)
-  coupling.jnp = Jnp()
 
 
 def conv(p, prefix):
@@ -159,9 +140,6 @@ def main(argv):
         raise ValueError(f"cflow.{field}={section[field]}, the dump's {theirs}")
     params = cflow_params(torch_params, layers, blocks)
   use_permutations(data, prefix)
-  if _FREIA_CLAMP.value:
-    use_freia_clamp(float(section.clamp))
-    print(f"diagnosis: ours with FrEIA's clamp, {section.clamp} * tanh(a)")
   method, loss_fn = module.build(config, (int(config.data.image_size),) * 2 + (1,))
   features = {n: jnp.asarray(data[f"input{i}"]) for i, n in enumerate(layers)}
   state = method.init(jax.random.PRNGKey(0), None)
