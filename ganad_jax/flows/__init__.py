@@ -1,0 +1,1 @@
+"""Normalizing-flow building blocks (Flax linen modules with exact log-determinants)."""
