@@ -12,6 +12,7 @@ from ganad_jax.methods import ae
 from ganad_jax.methods import anogan
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
+from ganad_jax.methods import csflow
 from ganad_jax.methods import egbad
 from ganad_jax.methods import gaussian
 from ganad_jax.methods import padim
@@ -24,6 +25,7 @@ _REGISTRY = {
     "ae": functools.partial(ae.make, loss="l2"),
     "ssim_ae": functools.partial(ae.make, loss="ssim"),
     "anogan": anogan.make,
+    "csflow": csflow.make,
     "egbad": egbad.make,
     "gaussian": gaussian.make,
     "padim": padim.make,
@@ -61,6 +63,7 @@ def check_config(config) -> None:
 # Methods that compute with the pretrained backbone of `config.pretrained`, when.
 _USES_BACKBONE = {
     "padim": lambda config: True,
+    "csflow": lambda config: True,
     "gaussian": lambda config: config.gaussian.features == "pretrained",
 }
 
