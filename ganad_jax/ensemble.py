@@ -215,7 +215,9 @@ def make(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
       train_step(state, batches (M, B, ...), keys (M,)) -> (state, metrics (M,));
       score(state, batch (N, ...), keys (M,)) -> outputs (M, N, ...): every
         member scores the same batch;
-      fit (closed-form methods): each member fitted on its own, host side.
+      fit (closed-form methods): each member fitted on its own, host side;
+      embed(state, batches (M, B, ...)) -> features (M, B, ...), if the
+        method has one.
   """
   check_vmappable(config, input_shape)
   point_methods = [methods.make(member_config(config, members.seeds[g * members.num_seeds],
@@ -230,13 +232,15 @@ def make(config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
   over_members = _batching(config.ensemble.batching)
   train_step = None if first.train_step is None else over_members(first.train_step, (0, 0, 0))
   score = over_members(first.score, (0, None, 0))
+  embed = None if first.embed is None else over_members(first.embed, (0, 0))
 
   def fit(state, train_x, val_x=None):
     fitted = [point_methods[m // seeds_per_point].fit(member_state(state, m), train_x, val_x)
               for m in range(members.size)]
     return stack(fitted)
 
-  return base.Method(init, train_step, score, fit if first.fit is not None else None)
+  return base.Method(init, train_step, score, fit if first.fit is not None else None,
+                     embed=embed)
 
 
 def _batching(setting: str):

@@ -24,12 +24,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from ganad_jax import configs
 from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import methods
 from ganad_jax import patches
+from ganad_jax import run_outputs
 from ganad_jax import sharding
 from ganad_jax.methods import base
 
@@ -65,7 +67,7 @@ def batch_indices(data_key, step, num_examples: int, batch_size: int):
 
 
 def make_train_step(method, batch_size: int, num_examples: int | None = None,
-                    stacked: bool = False, crop_size: int = 0):
+                    stacked: bool = False, crop_size: int = 0, embed_in_step: bool = False):
   """Wraps `method.train_step` so that it gathers its own batch on the device.
 
   Args:
@@ -80,18 +82,23 @@ def make_train_step(method, batch_size: int, num_examples: int | None = None,
       of each image (the patch protocol, `patches.random_crops`), drawn
       from a key split off the step's, so that it too depends only on
       (seed, step).
+    embed_in_step: `train_x` holds images and the method's `embed` turns each
+      gathered batch (its crops) into the features its `train_step` takes;
+      False: `train_x` already holds them for a method with `embed`
+      (`embed_training_split`), a pytree of arrays with leading axis N.
 
   Returns:
     step_fn(state, train_x, data_key, step_key) -> (state, metrics).
   """
   def batch_and_key(train_x, step, data_key, step_key):
-    n = train_x.shape[0] if num_examples is None else num_examples
+    n = jax.tree.leaves(train_x)[0].shape[0] if num_examples is None else num_examples
     idx = batch_indices(data_key, step, n, batch_size)
     key = jax.random.fold_in(step_key, step)
+    batch = jax.tree.map(lambda x: x[idx], train_x)
     if not crop_size:
-      return train_x[idx], key
+      return batch, key
     crop_key, key = jax.random.split(key)
-    return patches.random_crops(crop_key, train_x[idx], crop_size), key
+    return patches.random_crops(crop_key, batch, crop_size), key
 
   def step_fn(state, train_x, data_key, step_key):
     if stacked:
@@ -99,7 +106,9 @@ def make_train_step(method, batch_size: int, num_examples: int | None = None,
           train_x, state["step"], data_key, step_key)
     else:
       batch, key = batch_and_key(train_x, state["step"], data_key, step_key)
-    batch = sharding.constrain(batch, sharding.batch_spec(stacked))
+    batch = jax.tree.map(lambda b: sharding.constrain(b, sharding.batch_spec(stacked)), batch)
+    if embed_in_step:
+      batch = method.embed(state, batch)
     return method.train_step(state, batch, key)
 
   return step_fn
@@ -255,14 +264,63 @@ def _tiled_fit(fit, protocol: patches.Protocol):
   return tiled
 
 
-def step_function(run: Run, state_sharding, train_x_sharding, num_train: int):
+def embeds_once(run: Run, config: ml_collections.ConfigDict) -> bool:
+  """Whether training draws from the training split's features computed once (`Method.embed`).
+
+  Not with the patch protocol (every step draws new crops) nor for an
+  ensemble (each member's state holds its own backbone): their step embeds.
+  """
+  return (run.method.embed is not None and run.patch is None and not run.stacked
+          and bool(config.features.once))
+
+
+def embed_training_split(run: Run, state, train_x: np.ndarray, batch_size: int,
+                         max_memory_mb: float):
+  """`run.method.embed` over the training split, in batches: the features training draws from.
+
+  Args:
+    run: a single run (not an ensemble) whose method has `embed`.
+    state: its state (the frozen backbone's variables live there).
+    train_x: (N, ...) the training images.
+    batch_size: images per embedded batch (`config.eval.batch_size`).
+    max_memory_mb: `config.features.max_memory_mb`.
+
+  Returns:
+    The features, a pytree of numpy arrays with leading axis N.
+
+  Raises:
+    ValueError: features over `max_memory_mb`, before any is computed,
+      naming their size and the field.
+  """
+  shapes = jax.eval_shape(run.method.embed, state,
+                          jax.ShapeDtypeStruct((1, *train_x.shape[1:]), train_x.dtype))
+  need = len(train_x) * sum(s.size * s.dtype.itemsize for s in jax.tree.leaves(shapes))
+  if need > max_memory_mb * 2**20:
+    raise ValueError(f"features of the {len(train_x)} training examples need "
+                     f"{need / 2**20:.0f} MB, over features.max_memory_mb={max_memory_mb}; "
+                     "raise it, lower pretrained.input_size, or set features.once=False "
+                     "to compute them in every train step.")
+  embed = jax.jit(run.method.embed)
+  progress = run_outputs.Progress(len(train_x), unit="image",
+                                  label="features of the training split")
+  parts, done = [], 0
+  for batch, n in base.padded_batches(train_x, batch_size):
+    parts.append(jax.tree.map(lambda f, n=n: np.asarray(f)[:n], embed(state, batch)))
+    done += n
+    progress.update(done)
+  return jax.tree.map(lambda *p: np.concatenate(p), *parts)
+
+
+def step_function(run: Run, state_sharding, train_x_sharding, num_train: int,
+                  embed_in_step: bool = False):
   """The run's jitted train step on its mesh (state donated).
 
   step_fn(state, train_x, data_key, step_key) -> (state, metrics); an
-  ensemble's runs per "members" shard (`sharding.over_members`).
+  ensemble's runs per "members" shard (`sharding.over_members`). With
+  `embed_in_step` the step embeds its batch (`make_train_step`).
   """
   step_fn = make_train_step(run.method, run.batch_size, num_train, run.stacked,
-                            run.patch.size if run.patch else 0)
+                            run.patch.size if run.patch else 0, embed_in_step)
   if run.stacked:
     members = P("members")
     step_fn = sharding.over_members(step_fn, run.mesh, (members, P(), members, members),

@@ -225,10 +225,19 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   last_metrics = _metrics_from_record(meta.get("train_metrics"), run.stacked)
   stopping = any(hook.stop for hook in hooks)
   last_good = start
+  embed_in_step = run.method.embed is not None
+  if runner.embeds_once(run, config):  # The step draws from the features.
+    embed_in_step = False
+    features = runner.embed_training_split(run, state, splits.train.x, config.eval.batch_size,
+                                           config.features.max_memory_mb)
+    train_x = jax.tree.map(
+        lambda f: sharding.put_train_data(run.mesh, f, config.mesh.train_data), features)
   progress = run_outputs.Progress(total_steps, first_step=step)
   t_train = time.perf_counter()
   with run_outputs.tensorboard_writer(workdir) as writer, jax.set_mesh(run.mesh):
-    step_fn = runner.step_function(run, state_sharding, train_x.sharding, num_train)
+    step_fn = runner.step_function(run, state_sharding,
+                                   jax.tree.map(lambda x: x.sharding, train_x), num_train,
+                                   embed_in_step)
     while not stopping and step < total_steps:
       step += 1
       state, metrics = step_fn(state, train_x, run.keys.data, run.keys.step)

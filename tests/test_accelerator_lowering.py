@@ -135,9 +135,13 @@ def _programs(config, variant: str) -> tuple[runner.Run, dict]:
   programs = {"score": (scorer.program(abstract),
                         (abstract, score_batch, run.keys.score))}
   if run.method.train_step is not None:
+    # A method with `embed`: the step embeds images (the program the patch
+    # protocol and ensembles run; computed once, embed is its own program).
     programs["train_step"] = (runner.step_function(run, state_sharding, train_x.sharding,
-                                                   NUM_TRAIN),
+                                                   NUM_TRAIN, run.method.embed is not None),
                               (abstract, train_x, run.keys.data, run.keys.step))
+  if run.method.embed is not None:
+    programs["embed"] = (jax.jit(run.method.embed), (abstract, x[:config.eval.batch_size]))
   if run.method.fit is not None:  # What a closed-form fit runs on the device (tiled, stacked).
     zeros = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract)
     programs["fit"] = _first_fit_program(run.method.fit, zeros, x)

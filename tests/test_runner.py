@@ -1,4 +1,4 @@
-"""Tests of `runner`'s patch-protocol hooks: the nets' input, the crops of the step, resume."""
+"""Tests of `runner`: the patch protocol's hooks (nets' input, the step's crops, resume), `embed`."""
 
 import jax
 import jax.numpy as jnp
@@ -82,3 +82,36 @@ def test_a_resumed_patch_run_replays_the_uninterrupted_one(tmp_path):
   _, resumed, info, _ = train.train(config, str(tmp_path / "resumed"), splits)
   assert info["steps"] == 6
   assert checkpoints.digest(resumed) == checkpoints.digest(full)
+
+
+def _embedding_method():
+  """A Method with `embed` (a pytree of two feature maps, scaled by the state's "w")."""
+  def embed(state, x):
+    return {"mean": x.mean(axis=-1) * state["w"], "max": x.max(axis=(1, 2, 3))}
+  method = _recording_method()
+  train_step = lambda state, batch, key: method.train_step(state, batch["mean"], key)
+  return method._replace(train_step=train_step, embed=embed)
+
+
+def test_features_computed_once_are_what_the_step_would_embed():
+  images = np.asarray(jax.random.uniform(jax.random.key(2), (10, 6, 6, 3)))
+  method = _embedding_method()
+  state = {"step": jnp.asarray(2, jnp.int32), "w": jnp.asarray(3.0)}
+  run = runner.Run(method, None, None, None, None, 4)
+  features = runner.embed_training_split(run, state, images, 4, max_memory_mb=1)
+  assert features["mean"].shape == (10, 6, 6) and features["max"].shape == (10,)
+  np.testing.assert_allclose(features["mean"], images.mean(-1) * 3.0, rtol=1e-6)  # Padding cut.
+  keys = jax.random.key(0), jax.random.key(1)
+  _, once = jax.jit(runner.make_train_step(method, 4))(state, features, *keys)
+  _, in_step = jax.jit(runner.make_train_step(method, 4, embed_in_step=True))(
+      state, images, *keys)
+  np.testing.assert_allclose(once["batch"], in_step["batch"], rtol=1e-6)  # The same batch.
+
+
+def test_features_over_the_memory_limit_are_refused_before_any_is_computed():
+  run = runner.Run(_embedding_method()._replace(embed=lambda state, x: x), None, None, None,
+                   None, 4)
+  images = np.zeros((2048, 32, 32, 1), np.float32)  # 8 MB of features.
+  with pytest.raises(ValueError, match=r"features of the 2048 training examples need 8 MB, "
+                                       r"over features.max_memory_mb=4"):
+    runner.embed_training_split(run, {"step": 0}, images, 64, max_memory_mb=4)

@@ -98,6 +98,6 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
   lowered = lambda fn: None if fn is None else fast_conv.lowered(fn)
   return method._replace(init=lowered(method.init), train_step=lowered(method.train_step),
                          score=lowered(method.score), fit=lowered(method.fit),
-                         generate=lowered(method.generate),
+                         generate=lowered(method.generate), embed=lowered(method.embed),
                          paper_score=method.paper_score and method.paper_score._replace(
                              score=lowered(method.paper_score.score)))

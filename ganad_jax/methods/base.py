@@ -33,6 +33,16 @@ Skip-GANomaly: BatchNorm left in train mode) also provides
       paper_repro protocol (`ganad_jax.paper_repro`), never for the run's
       metrics.
 
+A method that trains on frozen features of the images (a pretrained backbone's
+stages, resized or pooled; the flows) may provide
+  embed(state, x) -> features
+      Deterministic, nothing in it trained: a pytree of float32 arrays with
+      leading axis N. Its `train_step` then receives batches of features, not
+      images: `train` computes them once over the training split and keeps
+      them on the device (`config.features`, `runner.embed_training_split`);
+      with the patch protocol or an ensemble the step computes them on each
+      batch. `init` and `score` always receive images.
+
 A method whose nets make useful features (AE, SSIM-AE, VAE, AnoGAN, EGBAD)
 exports them in `features`, {net name: `FeatureNet`}: the Gaussian scorer's
 features="workdir" reads a trained run's nets through it.
@@ -93,6 +103,7 @@ class Method(NamedTuple):
   generate: Callable[[State, jax.Array], jax.Array] | None = None
   features: dict[str, FeatureNet] | None = None
   paper_score: PaperScore | None = None
+  embed: Callable[[State, jax.Array], Any] | None = None
 
 
 def check_input_shape(input_shape: tuple[int, ...], name: str,
