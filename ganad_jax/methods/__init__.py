@@ -13,6 +13,7 @@ from ganad_jax.methods import anogan
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
 from ganad_jax.methods import csflow
+from ganad_jax.methods import differnet
 from ganad_jax.methods import egbad
 from ganad_jax.methods import gaussian
 from ganad_jax.methods import padim
@@ -26,6 +27,7 @@ _REGISTRY = {
     "ssim_ae": functools.partial(ae.make, loss="ssim"),
     "anogan": anogan.make,
     "csflow": csflow.make,
+    "differnet": differnet.make,
     "egbad": egbad.make,
     "gaussian": gaussian.make,
     "padim": padim.make,
@@ -64,6 +66,7 @@ def check_config(config) -> None:
 _USES_BACKBONE = {
     "padim": lambda config: True,
     "csflow": lambda config: True,
+    "differnet": lambda config: True,
     "gaussian": lambda config: config.gaussian.features == "pretrained",
 }
 

@@ -158,15 +158,12 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     z = jnp.concatenate([z.reshape(z.shape[0], -1) for z in zs], axis=1)
     return glow.reference_loss(z, sum(log_dets))
 
-  def flow_step(state, feats, key):
+  def train_step(state, feats, key):
     """One Adam step of the flow on a batch of `embed` features."""
     del key  # Deterministic given the batch.
     loss, grads = jax.value_and_grad(loss_fn)(state["params"], feats)
     params, opt_state = base.adam_update(tx, grads, state["opt_state"], state["params"])
     return base.next_state(state, params=params, opt_state=opt_state), {"loss": loss}
-
-  def train_step(state, batch, key):
-    return flow_step(state, embed(state, batch), key)
 
   def score(state, batch, key):
     del key
@@ -177,4 +174,4 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
     maps = jax.image.resize(maps, (n, height, width), "linear", antialias=False)
     return {"score": jnp.mean(jnp.square(z) / 2, axis=1), "map": maps}
 
-  return base.Method(init, train_step, score)
+  return base.Method(init, train_step, score, embed=embed)

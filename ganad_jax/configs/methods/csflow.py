@@ -2,6 +2,7 @@
 
 import ml_collections
 
+from ganad_jax.configs import features
 from ganad_jax.configs import pretrained
 from ganad_jax.configs.methods import spec
 
@@ -64,5 +65,6 @@ def check(config: ml_collections.ConfigDict) -> None:
 
 
 METHODS = {"csflow": spec.Spec(sections={"csflow": csflow_config,
-                                         "pretrained": pretrained.pretrained_config},
+                                         "pretrained": pretrained.pretrained_config,
+                                         "features": features.features_config},
                                check=check)}
