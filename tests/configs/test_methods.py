@@ -19,7 +19,9 @@ OLD = os.path.join(os.path.dirname(__file__), "old_layout")
 SHARED = {"data", "model", "optim", "train", "eval", "patch", "ensemble", "mesh"}
 OWN = {"ae": set(), "ssim_ae": {"ssim"}, "anogan": {"anogan"}, "egbad": {"egbad", "anogan"},
        "vae": {"vae"}, "gaussian": {"gaussian", "pretrained"}, "padim": {"padim", "pretrained"},
-       "ganomaly": {"ganomaly"}, "skip_ganomaly": {"skip_ganomaly"}}
+       "ganomaly": {"ganomaly"}, "skip_ganomaly": {"skip_ganomaly"},
+       "csflow": {"csflow", "pretrained", "features"},
+       "differnet": {"differnet", "pretrained", "features"}}
 
 
 def _old(name):
