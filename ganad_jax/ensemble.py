@@ -179,7 +179,9 @@ def check_vmappable(config: ml_collections.ConfigDict, input_shape: tuple[int, .
     shapes = jax.tree_util.tree_flatten_with_path(state)
     programs = {}
     if method.train_step is not None:
-      programs["train_step"] = _program(method.train_step, state, batch, key)
+      # A method with `embed` trains on its features (`base.Method.embed`), not on images.
+      feats = batch if method.embed is None else jax.eval_shape(method.embed, state, batch)
+      programs["train_step"] = _program(method.train_step, state, feats, key)
     programs["score"] = _program(method.score, state, batch, key)
     return shapes, programs
 
