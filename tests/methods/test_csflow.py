@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ganad_jax import data
 from ganad_jax import ensemble
 from ganad_jax import methods
 from ganad_jax import scoring
 from ganad_jax import train
-from ganad_jax import data
 from ganad_jax.methods import backbone
 from configs import test as test_config
 import helpers
