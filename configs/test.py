@@ -34,4 +34,7 @@ _TINY = {
     "egbad": {"egbad.g_widths": (8,), "egbad.e_widths": (8,), "egbad.d_widths": (8,),
               "egbad.d_z_features": 8, "egbad.d_joint_features": 8},
     "vae": {"vae.num_score_samples": 4},
+    # The GAN for steps 0-2, the encoder for 3-5: checkpoint 3 is the stage boundary.
+    "fanogan": {"fanogan.dim": 2, "fanogan.gan_steps": 3, "fanogan.encoder_steps": 3,
+                "fanogan.n_critic": 2},
 }

@@ -15,6 +15,7 @@ from ganad_jax.methods import base
 from ganad_jax.methods import csflow
 from ganad_jax.methods import differnet
 from ganad_jax.methods import egbad
+from ganad_jax.methods import fanogan
 from ganad_jax.methods import gaussian
 from ganad_jax.methods import padim
 from ganad_jax.methods import vae
@@ -29,6 +30,7 @@ _REGISTRY = {
     "csflow": csflow.make,
     "differnet": differnet.make,
     "egbad": egbad.make,
+    "fanogan": fanogan.make,
     "gaussian": gaussian.make,
     "padim": padim.make,
     "vae": vae.make,
@@ -42,6 +44,7 @@ NAMES = tuple(sorted(_REGISTRY))
 _CONFIG_CHECKS = {
     "anogan": anogan.check_config,
     "egbad": egbad.check_config,
+    "fanogan": fanogan.check_config,
     "gaussian": gaussian.check_config,
 }
 

@@ -14,6 +14,14 @@ One `train_step` is one D step (`gan.d_step`) then one G step on the same z
     G: BCE(D(G(z)), 1), or with `feature_matching` the squared distance between
        the batch means of D's `fm_layer` on real and generated samples
        (Salimans et al. 2016).
+With `anogan.gan_loss = "wgan_gp"` the GAN is a WGAN-GP instead
+(`methods.wgan_gp`): D is a critic without BatchNorm (the DCGAN stack with
+LayerNorm, `dcgan.Discriminator(norm="layer")`; the tabular MLP has no
+norm), and one `train_step` is `n_critic` critic steps, each on its own
+B / n_critic rows of the batch with fresh z, then one G step on
+B / n_critic fresh z with loss -mean D(G(z)); G's BatchNorm statistics are
+updated by the G step only. Scoring is unchanged.
+
 G and D have separate Adam states (`config.optim`: 2e-4, b1 0.5 by default).
 BatchNorm running statistics are updated by every train-mode pass, as in
 PyTorch (D: real, fake, then the G step's fake pass).
@@ -44,8 +52,13 @@ from ganad_jax import latent_search
 from ganad_jax import losses
 from ganad_jax.methods import base
 from ganad_jax.methods import gan
+from ganad_jax.methods import wgan_gp
 from ganad_jax.models import autoencoder
+from ganad_jax.models import dcgan
 from ganad_jax.models import mlp
+
+
+GAN_LOSSES = ("bce", "wgan_gp")
 
 
 class Networks(gan.Nets):
@@ -54,7 +67,12 @@ class Networks(gan.Nets):
   def __init__(self, config, input_shape: tuple[int, ...]):
     dtype = jnp.dtype(config.compute_dtype)
     is_image = base.check_input_shape(tuple(input_shape), "AnoGAN")
-    if is_image:
+    if is_image and config.anogan.gan_loss == "wgan_gp":
+      if config.model.discriminator != "dcgan":
+        raise ValueError(f"anogan.gan_loss 'wgan_gp' needs model.discriminator 'dcgan' (its "
+                         f"LayerNorm critic); got {config.model.discriminator!r}.")
+      discriminator = dcgan.Discriminator(config.model.base_features, dtype, norm="layer")
+    elif is_image:
       discriminator = gan.image_discriminator(config, dtype)
     else:
       discriminator = mlp.MLP(tuple(config.anogan.d_widths), 1, dtype=dtype)
@@ -74,6 +92,15 @@ def check_config(config) -> None:
   """The checks of AnoGAN's config that need no input shape (ValueError naming the field)."""
   search_config = config.anogan.search
   latent_search.validate(search_config, "anogan.search")
+  if config.anogan.gan_loss not in GAN_LOSSES:
+    raise ValueError(f"Unknown anogan.gan_loss {config.anogan.gan_loss!r}; choose one of "
+                     f"{', '.join(GAN_LOSSES)}.")
+  if config.anogan.gan_loss == "wgan_gp":
+    wgan_gp.check(config.anogan.n_critic, config.anogan.gp_weight,
+                  int(config.train.batch_size), "anogan")
+    if config.anogan.feature_matching:
+      raise ValueError("anogan.feature_matching is for gan_loss 'bce'; with 'wgan_gp' G's "
+                       "loss is -mean D(G(z)). Set one of them back.")
   if search_config.init == "encoder":
     raise ValueError("AnoGAN has no encoder: set anogan.search.init to 'zeros', 'normal' or "
                      "'truncated_normal' (init='encoder' is for methods with an encoder).")
@@ -123,6 +150,39 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
                                 batch_stats={"g": g_stats, "d": d_stats},
                                 opt_state={"g": g_opt, "d": d_opt})
     return new_state, {"loss": d_metrics["d_loss"] + g_loss, "g_loss": g_loss, **d_metrics}
+
+  n_critic, gp_weight = int(config.anogan.n_critic), float(config.anogan.gp_weight)
+
+  def wgan_gp_step(state, batch, key):
+    params, stats = state["params"], state["batch_stats"]
+    real = wgan_gp.critic_batches(batch, n_critic)
+    b = real.shape[1]
+
+    def critic_fn(d_params, x):
+      return nets.discriminate(d_params, stats["d"], x, train=True)[0].astype(jnp.float32)
+
+    def make_fake(z_key, n):  # G in train mode; its statistics are not kept (the reference).
+      z = jax.random.normal(z_key, (n, nz), jnp.float32)
+      return nets.generate(params["g"], stats["g"], z, train=True)[0]
+
+    d_key, g_key = jax.random.split(key)
+    d_params, d_opt, d_metrics = wgan_gp.critic_steps(
+        critic_fn, make_fake, tx, params["d"], state["opt_state"]["d"], real, d_key, gp_weight)
+
+    def g_loss_fn(g_params):
+      z = jax.random.normal(g_key, (b, nz), jnp.float32)
+      fake, g_stats = nets.generate(g_params, stats["g"], z, train=True)
+      return wgan_gp.generator_loss(critic_fn(d_params, fake)), g_stats
+
+    (g_loss, g_stats), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(params["g"])
+    g_params, g_opt = base.adam_update(tx, g_grads, state["opt_state"]["g"], params["g"])
+    new_state = base.next_state(state, params={"g": g_params, "d": d_params},
+                                batch_stats={"g": g_stats, "d": stats["d"]},
+                                opt_state={"g": g_opt, "d": d_opt})
+    return new_state, {"loss": d_metrics["d_loss"] + g_loss, "g_loss": g_loss, **d_metrics}
+
+  if config.anogan.gan_loss == "wgan_gp":
+    train_step = wgan_gp_step
 
   def score(state, batch, key):
     generate_fn, feature_fn = search_fns(nets, state, search_config.feature_layer)

@@ -42,10 +42,14 @@ class Encoder(nn.Module):
     out_features: size of the output (nz for an encoder, 1 for a discriminator).
     base_features: channels of the first convolution; doubled at every halving.
     dtype: computation dtype (parameters stay float32).
+    norm: "batch" (BatchNorm, the references') or "layer" (LayerNorm over (H, W, C)
+      per sample with per-channel scale and offset, eps 1e-5: a WGAN-GP critic,
+      whose gradient penalty is per sample, `methods.wgan_gp`).
   """
   out_features: int
   base_features: int = 64
   dtype: Any = jnp.float32
+  norm: str = "batch"
 
   @nn.compact
   def __call__(self, x, train: bool = True):
@@ -59,7 +63,12 @@ class Encoder(nn.Module):
     features["block0"] = x
     for i in range(1, stages):
       x = conv(self.base_features * 2**i, f"conv{i}")(x)
-      x = nn.leaky_relu(batch_norm(train, f"bn{i}")(x), 0.2)
+      if self.norm == "layer":
+        x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(-3, -2, -1), feature_axes=-1,
+                         dtype=self.dtype, name=f"ln{i}")(x)
+      else:
+        x = batch_norm(train, f"bn{i}")(x)
+      x = nn.leaky_relu(x, 0.2)
       features[f"block{i}"] = x
     # `penultimate` is the 4x4 map before the last conv: GANomaly's feature-matching layer.
     features["penultimate"] = x
@@ -103,11 +112,13 @@ class Decoder(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """DCGAN discriminator: image -> (logit (N,), features dict)."""
+  """DCGAN discriminator: image -> (logit (N,), features dict); `norm` as `Encoder`'s."""
   base_features: int = 64
   dtype: Any = jnp.float32
+  norm: str = "batch"
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    logit, features = Encoder(1, self.base_features, self.dtype, name="encoder")(x, train)
+    logit, features = Encoder(1, self.base_features, self.dtype, self.norm,
+                              name="encoder")(x, train)
     return logit[:, 0], features

@@ -19,7 +19,7 @@ OLD = os.path.join(os.path.dirname(__file__), "old_layout")
 SHARED = {"data", "model", "optim", "train", "eval", "patch", "ensemble", "mesh"}
 OWN = {"ae": set(), "ssim_ae": {"ssim"}, "anogan": {"anogan"}, "egbad": {"egbad", "anogan"},
        "vae": {"vae"}, "gaussian": {"gaussian", "pretrained"}, "padim": {"padim", "pretrained"},
-       "ganomaly": {"ganomaly"}, "skip_ganomaly": {"skip_ganomaly"},
+       "ganomaly": {"ganomaly"}, "skip_ganomaly": {"skip_ganomaly"}, "fanogan": {"fanogan"},
        "csflow": {"csflow", "pretrained", "features"},
        "differnet": {"differnet", "pretrained", "features"}}
 

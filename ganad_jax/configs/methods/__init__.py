@@ -17,6 +17,7 @@ from ganad_jax.configs.methods import anogan
 from ganad_jax.configs.methods import csflow
 from ganad_jax.configs.methods import differnet
 from ganad_jax.configs.methods import egbad
+from ganad_jax.configs.methods import fanogan
 from ganad_jax.configs.methods import ganomaly
 from ganad_jax.configs.methods import gaussian
 from ganad_jax.configs.methods import padim
@@ -25,7 +26,8 @@ from ganad_jax.configs.methods import spec
 from ganad_jax.configs.methods import vae
 
 Spec = spec.Spec
-REGISTRY: dict[str, Spec] = {**ae.METHODS, **anogan.METHODS, **csflow.METHODS, **differnet.METHODS, **egbad.METHODS,
+REGISTRY: dict[str, Spec] = {**ae.METHODS, **anogan.METHODS, **csflow.METHODS,
+                             **differnet.METHODS, **egbad.METHODS, **fanogan.METHODS,
                              **gaussian.METHODS, **padim.METHODS, **vae.METHODS,
                              **ganomaly.METHODS, **skip_ganomaly.METHODS}
 NAMES = tuple(sorted(REGISTRY))

@@ -58,13 +58,23 @@ def anogan_config() -> ml_collections.ConfigDict:
   """Returns the `anogan` section.
 
   Fields:
-    feature_matching: train G with feature matching instead of BCE(D(G(z)), 1).
+    gan_loss: 'bce' (the DCGAN losses, AnoGAN's) | 'wgan_gp' (`methods.wgan_gp`:
+      a LayerNorm DCGAN critic, n_critic critic steps per G step, each on
+      train.batch_size / n_critic rows, gradient penalty gp_weight; images
+      need model.discriminator 'dcgan').
+    n_critic: critic steps per G step with gan_loss 'wgan_gp' (5).
+    gp_weight: gradient-penalty weight with gan_loss 'wgan_gp' (10).
+    feature_matching: train G with feature matching instead of BCE(D(G(z)), 1)
+      (gan_loss 'bce' only).
     fm_layer: D layer used by feature matching ('penultimate' or 'block<i>').
     g_widths: hidden widths of the tabular generator (latent -> ... -> F).
     d_widths: hidden widths of the tabular discriminator (F -> ... -> 1).
     search: the latent search (see `search_config`).
   """
   config = ml_collections.ConfigDict()
+  config.gan_loss = "bce"
+  config.n_critic = 5
+  config.gp_weight = 10.0
   config.feature_matching = False
   config.fm_layer = "penultimate"
   config.g_widths = (32, 64)
