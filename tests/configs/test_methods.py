@@ -55,7 +55,7 @@ def test_egbad_holds_the_latent_search_of_anogan_only():
 
 def test_unknown_method_is_refused_by_name():
   with pytest.raises(ValueError, match=r"^Unknown method 'anogann' \(config.method\); choose "
-                                       r"one of ae, anogan, egbad, "):
+                                       r"one of ae, anogan, csflow, differnet, egbad, "):
     configs.base_config("anogann")
 
 
