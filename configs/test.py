@@ -28,6 +28,9 @@ def get_config(arg: str | None = None):
 # The smallest settings of the methods' own sections (a config holds its method's only).
 _TINY = {
     "ssim_ae": {"ssim.window": 7},
+    "csflow": {"csflow.hidden": 8, "csflow.kernels": (3,), "pretrained.input_size": 128},
+    "differnet": {"differnet.hidden": 8, "differnet.blocks": 2, "differnet.n_views": 2,
+                  "differnet.n_transforms": 2, "pretrained.input_size": 128},
     "egbad": {"egbad.g_widths": (8,), "egbad.e_widths": (8,), "egbad.d_widths": (8,),
               "egbad.d_z_features": 8, "egbad.d_joint_features": 8},
     "vae": {"vae.num_score_samples": 4},

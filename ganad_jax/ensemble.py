@@ -178,10 +178,10 @@ def check_vmappable(config: ml_collections.ConfigDict, input_shape: tuple[int, .
     state = jax.eval_shape(method.init, key, batch)
     shapes = jax.tree_util.tree_flatten_with_path(state)
     programs = {}
-    if method.train_step is not None:  # A method with `embed` steps on its features.
-      step = method.train_step if method.embed is None else (
-          lambda s, b, k: method.train_step(s, method.embed(s, b), k))
-      programs["train_step"] = _program(step, state, batch, key)
+    if method.train_step is not None:
+      # A method with `embed` trains on its features (`base.Method.embed`), not on images.
+      feats = batch if method.embed is None else jax.eval_shape(method.embed, state, batch)
+      programs["train_step"] = _program(method.train_step, state, feats, key)
     programs["score"] = _program(method.score, state, batch, key)
     return shapes, programs
 

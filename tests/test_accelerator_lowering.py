@@ -82,7 +82,8 @@ def _config(method: str, variant: str, weights: dict[str, str]):
   if "pretrained" in config:
     config.pretrained.backbone = "efficientnet-lite0"
     config.pretrained.weights = weights["efficientnet-lite0"]
-    config.pretrained.input_size = 32
+    # The multi-scale flows halve the input twice; the backbones need >= 32 px.
+    config.pretrained.input_size = 128 if config.method in ("csflow", "differnet") else 32
     config.pretrained.cache_dir = ""
   if variant == "single":
     config.mesh.devices = 1  # One accelerator ("auto" would take all 8 on a "gpu").

@@ -30,7 +30,6 @@ import json
 import os
 import sys
 
-from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp

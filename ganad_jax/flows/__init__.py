@@ -7,6 +7,10 @@
   likelihood.py  standard-normal log-likelihoods and flow NLLs, in nats.
   spatial.py     2-D sinusoidal positional encodings, align-corners bilinear
                  resizing, adaptive average pooling.
+  glow.py        DifferNet's GLOW coupling (atan soft clamp, two subnets),
+                 its fixed permutations and flow of fully connected couplings.
+  cross_scale.py CS-Flow's cross-scale convolutions and parallel coupling
+                 over 3 scales.
 
 Every module returns (output, log|det J|) with the exact log-determinant; the
 inverse (`reverse=True`) returns the negated one. Arrays are channels-last:

@@ -14,6 +14,8 @@ from ganad_jax.methods import anogan
 from ganad_jax.methods import backbone
 from ganad_jax.methods import base
 from ganad_jax.methods import cflow
+from ganad_jax.methods import csflow
+from ganad_jax.methods import differnet
 from ganad_jax.methods import egbad
 from ganad_jax.methods import fanogan
 from ganad_jax.methods import fastflow
@@ -31,6 +33,8 @@ _REGISTRY = {
     "ssim_ae": functools.partial(ae.make, loss="ssim"),
     "anogan": anogan.make,
     "cflow": cflow.make,
+    "csflow": csflow.make,
+    "differnet": differnet.make,
     "egbad": egbad.make,
     "fanogan": fanogan.make,
     "fastflow": fastflow.make,
@@ -52,6 +56,8 @@ _USES_BACKBONE = {
     "fastflow": lambda config: True,
     "cflow": lambda config: True,
     "msflow": lambda config: True,
+    "csflow": lambda config: True,
+    "differnet": lambda config: True,
     "gaussian": lambda config: config.gaussian.features == "pretrained",
 }
 

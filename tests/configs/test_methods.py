@@ -21,7 +21,9 @@ OWN = {"ae": set(), "ssim_ae": {"ssim"}, "anogan": {"anogan"}, "egbad": {"egbad"
        "vae": {"vae"}, "gaussian": {"gaussian", "pretrained"}, "padim": {"padim", "pretrained"},
        "patchcore": {"patchcore", "pretrained"},
        "ganomaly": {"ganomaly"}, "skip_ganomaly": {"skip_ganomaly"}, "fanogan": {"fanogan"},
-       **{flow: {flow, "pretrained", "features"} for flow in ("fastflow", "cflow", "msflow")}}
+       **{flow: {flow, "pretrained", "features"} for flow in ("fastflow", "cflow", "msflow")},
+       "csflow": {"csflow", "pretrained", "features"},
+       "differnet": {"differnet", "pretrained", "features"}}
 
 
 def _old(name):
@@ -55,7 +57,7 @@ def test_egbad_holds_the_latent_search_of_anogan_only():
 
 def test_unknown_method_is_refused_by_name():
   with pytest.raises(ValueError, match=r"^Unknown method 'anogann' \(config.method\); choose "
-                                       r"one of ae, anogan, cflow, egbad, "):
+                                       r"one of ae, anogan, cflow, csflow, differnet, egbad, "):
     configs.base_config("anogann")
 
 

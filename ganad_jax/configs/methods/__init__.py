@@ -15,6 +15,8 @@ import ml_collections
 from ganad_jax.configs.methods import ae
 from ganad_jax.configs.methods import anogan
 from ganad_jax.configs.methods import cflow
+from ganad_jax.configs.methods import csflow
+from ganad_jax.configs.methods import differnet
 from ganad_jax.configs.methods import egbad
 from ganad_jax.configs.methods import fanogan
 from ganad_jax.configs.methods import fastflow
@@ -28,10 +30,10 @@ from ganad_jax.configs.methods import spec
 from ganad_jax.configs.methods import vae
 
 Spec = spec.Spec
-REGISTRY: dict[str, Spec] = {**ae.METHODS, **anogan.METHODS, **cflow.METHODS, **egbad.METHODS,
-                             **fanogan.METHODS, **fastflow.METHODS, **gaussian.METHODS,
-                             **msflow.METHODS, **padim.METHODS, **patchcore.METHODS,
-                             **vae.METHODS,
+REGISTRY: dict[str, Spec] = {**ae.METHODS, **anogan.METHODS, **cflow.METHODS, **csflow.METHODS,
+                             **differnet.METHODS, **egbad.METHODS, **fanogan.METHODS,
+                             **fastflow.METHODS, **gaussian.METHODS, **msflow.METHODS,
+                             **padim.METHODS, **patchcore.METHODS, **vae.METHODS,
                              **ganomaly.METHODS, **skip_ganomaly.METHODS}
 NAMES = tuple(sorted(REGISTRY))
 
