@@ -141,7 +141,7 @@ def _programs(config, variant: str) -> tuple[runner.Run, dict]:
     programs["train_step"] = (runner.step_function(run, state_sharding, train_x.sharding,
                                                    NUM_TRAIN, run.method.embed is not None),
                               (abstract, train_x, run.keys.data, run.keys.step))
-  if run.method.embed is not None:
+  if run.method.embed is not None and not run.stacked:  # What `train` runs once (single runs).
     programs["embed"] = (jax.jit(run.method.embed), (abstract, x[:config.eval.batch_size]))
   if run.method.fit is not None:  # What a closed-form fit runs on the device (tiled, stacked).
     zeros = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract)
