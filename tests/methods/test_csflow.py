@@ -5,13 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ganad_jax import data
-from ganad_jax import ensemble
 from ganad_jax import methods
-from ganad_jax import scoring
-from ganad_jax import train
 from ganad_jax.methods import backbone
-from configs import test as test_config
 import helpers
 
 pytestmark = pytest.mark.usefixtures("weights_cache")
@@ -68,15 +63,6 @@ def test_bad_settings_are_refused_by_name(backbone_weights, updates, shape, matc
     methods.make(_config(backbone_weights, **updates), shape)
 
 
-def test_an_ensemble_of_two_trains_and_scores(tmp_path):
-  pytest.importorskip("torch", reason="configs/test.py reads Lite0's package weights (torch)")
-  config = helpers.ensemble_run_config("csflow", steps=2, seeds=(0, 1))
-  splits = data.load(test_config.get_config("method=csflow").data, 0)
-  run, state, info = train.train(config, str(tmp_path / "run"), splits)[:3]
-  assert info["steps"] == 2 and jax.tree.leaves(state["params"])[0].shape[0] == 2
-  scores = scoring.Scorer(run, 8).members(state, splits.val.x[:8])
-  assert len(scores) == 2 and scores[0]["map"].shape == (8, 16, 16)
-  assert np.all(np.isfinite(scores[0]["score"]))
-  assert not np.allclose(scores[0]["score"], scores[1]["score"])
-  assert not np.allclose(ensemble.member_state(state, 0)["params"]["coupling0"]["s1"]["gamma0"],
-                         ensemble.member_state(state, 1)["params"]["coupling0"]["s1"]["gamma0"])
+# An ensemble of a method with `embed` (its step embeds each batch) is trained and
+# scored by tests/methods/test_flows_methods.py (FastFlow) and lowered for csflow
+# by tests/test_accelerator_lowering.py (the "distributed" variant).
