@@ -104,6 +104,24 @@ def check_images(input_shape: tuple[int, ...], name: str) -> None:
     raise ValueError(f"{name} needs images (H, W, 1 or 3); got inputs of shape {input_shape}.")
 
 
+def scale_features(extracts, sizes, layer: str, variables, x) -> list[jax.Array]:
+  """`layer` of the image at each of `sizes` (the reference's input scales), float32 maps.
+
+  x (N, H, W, C) in [-1, 1] is resized (bilinear, antialiased) to sizes[0],
+  then nearest-downscaled to each smaller size, as the reference does;
+  extracts[s] is the backbone built for sizes[s]. Shared with DifferNet.
+  """
+  x = x.astype(jnp.float32)
+  big = jax.image.resize(x, (x.shape[0], sizes[0], sizes[0], x.shape[-1]), "linear",
+                         antialias=True)
+  feats = []
+  for s, extract in enumerate(extracts):
+    xs = big if s == 0 else jax.image.resize(
+        big, (x.shape[0], sizes[s], sizes[s], x.shape[-1]), "nearest")
+    feats.append(extract(variables, xs)[layer])
+  return feats
+
+
 def make(config, input_shape: tuple[int, ...]) -> base.Method:
   """Builds CS-Flow for images of shape `input_shape` = (H, W, C), C in {1, 3}.
 
@@ -135,14 +153,7 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
 
   def embed(state, x):
     """x (N, H, W, C) in [-1, 1] -> 3 float32 maps (N, h_s, w_s, channels), frozen."""
-    x = x.astype(jnp.float32)
-    big = jax.image.resize(x, (x.shape[0], sizes[0], sizes[0], x.shape[-1]), "linear",
-                           antialias=True)
-    feats = []
-    for s, extract in enumerate(extracts):
-      xs = big if s == 0 else jax.image.resize(
-          big, (x.shape[0], sizes[s], sizes[s], x.shape[-1]), "nearest")
-      feats.append(extract(state["net"], xs)[layer])
+    feats = scale_features(extracts, sizes, layer, state["net"], x)
     return tuple(jax.lax.stop_gradient(f) for f in feats)
 
   def init(key, batch):

@@ -98,15 +98,8 @@ def make(config, input_shape: tuple[int, ...]) -> base.Method:
 
   def pooled(v, x):
     """(N, D): the 3 scales' pooled stage, concatenated."""
-    x = x.astype(jnp.float32)
-    big = jax.image.resize(x, (x.shape[0], sizes[0], sizes[0], x.shape[-1]), "linear",
-                           antialias=True)
-    parts = []
-    for s, extract in enumerate(extracts):
-      xs = big if s == 0 else jax.image.resize(
-          big, (x.shape[0], sizes[s], sizes[s], x.shape[-1]), "nearest")
-      parts.append(jnp.mean(extract(v, xs)[layer], axis=(1, 2)))
-    return jnp.concatenate(parts, axis=-1)
+    feats = csflow.scale_features(extracts, sizes, layer, v, x)
+    return jnp.concatenate([jnp.mean(f, axis=(1, 2)) for f in feats], axis=-1)
 
   def views(x):
     """(N, K, H, W, C): the K fixed rotations of every image."""
